@@ -1,0 +1,114 @@
+//! Builds one API client per configured workspace.
+
+use std::collections::BTreeMap;
+use std::env;
+
+use mlops_config::{Auth, Config};
+use mlops_databricks::{ClientOptions, Credentials, WorkspaceClient, profile};
+use secrecy::SecretString;
+
+use crate::error::EngineError;
+
+/// Where to reach a workspace and how to authenticate, when it is not the configured host.
+pub struct Endpoint {
+    pub base_url: String,
+    pub credentials: Credentials,
+}
+
+/// The clients of every configured workspace, by workspace name.
+#[derive(Clone)]
+pub struct Workspaces {
+    clients: BTreeMap<String, WorkspaceClient>,
+}
+
+impl Workspaces {
+    /// Returns the client of a workspace.
+    ///
+    /// # Panics
+    ///
+    /// Panics when the workspace is not configured, which the configuration's validation rules out.
+    pub fn client(&self, workspace: &str) -> &WorkspaceClient {
+        &self.clients[workspace]
+    }
+
+    /// Returns every workspace name with its client.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &WorkspaceClient)> {
+        self.clients.iter()
+    }
+}
+
+/// Connects to every workspace: through `endpoints` where given (the embedded emulator), else
+/// through the configured host and credentials.
+///
+/// # Errors
+///
+/// Fails when a credential named by the configuration is missing.
+pub fn connect(config: &Config, mut endpoints: BTreeMap<String, Endpoint>) -> Result<Workspaces, EngineError> {
+    let mut clients = BTreeMap::new();
+    for workspace in &config.workspaces {
+        let (base_url, credentials) = match endpoints.remove(&workspace.name) {
+            Some(endpoint) => (endpoint.base_url, endpoint.credentials),
+            None => (workspace.host.clone(), credentials(&workspace.name, &workspace.auth, &workspace.host)?),
+        };
+        let client = WorkspaceClient::new(&base_url, credentials, ClientOptions::default())?;
+        clients.insert(workspace.name.clone(), client);
+    }
+    Ok(Workspaces { clients })
+}
+
+fn credentials(workspace: &str, auth: &Auth, host: &str) -> Result<Credentials, EngineError> {
+    match auth {
+        Auth::TokenEnv(variable) => Ok(Credentials::Bearer(read_env(workspace, variable)?)),
+        Auth::OAuthEnv { client_id_env, client_secret_env } => {
+            let client_id = read_env(workspace, client_id_env)?;
+            let client_secret = read_env(workspace, client_secret_env)?;
+            Ok(Credentials::OAuthM2m { client_id: secrecy::ExposeSecret::expose_secret(&client_id).to_owned(), client_secret })
+        }
+        Auth::Profile(name) => profile_credentials(workspace, name, host),
+    }
+}
+
+fn profile_credentials(workspace: &str, name: &str, host: &str) -> Result<Credentials, EngineError> {
+    let profile = profile::load_profile(name).map_err(|error| EngineError::Credentials {
+        workspace: workspace.to_owned(),
+        message: error.to_string(),
+        hint: format!("add a `[{name}]` section with `token` or `client_id` and `client_secret` to ~/.databrickscfg, or set DATABRICKS_CONFIG_FILE"),
+    })?;
+    if let Some(profile_host) = &profile.host {
+        let normalized = profile_host.trim_end_matches('/');
+        if !normalized.eq_ignore_ascii_case(host) {
+            return Err(EngineError::Credentials {
+                workspace: workspace.to_owned(),
+                message: format!("profile `{name}` is for host {normalized}, not {host}"),
+                hint: format!("point workspace `{workspace}` at a profile for {host}"),
+            });
+        }
+    }
+    if let Some(token) = profile.token {
+        return Ok(Credentials::Bearer(token));
+    }
+    match (profile.client_id, profile.client_secret) {
+        (Some(client_id), Some(client_secret)) => Ok(Credentials::OAuthM2m { client_id, client_secret }),
+        _ => Err(EngineError::Credentials {
+            workspace: workspace.to_owned(),
+            message: format!("profile `{name}` has neither `token` nor both `client_id` and `client_secret`"),
+            hint: format!("add `token = ...`, or `client_id` and `client_secret`, to the `[{name}]` section"),
+        }),
+    }
+}
+
+fn read_env(workspace: &str, variable: &str) -> Result<SecretString, EngineError> {
+    match env::var(variable) {
+        Ok(value) if !value.trim().is_empty() => Ok(SecretString::from(value.trim().to_owned())),
+        Ok(_) => Err(EngineError::Credentials {
+            workspace: workspace.to_owned(),
+            message: format!("environment variable {variable} is empty"),
+            hint: format!("export {variable} with the credential of workspace `{workspace}`"),
+        }),
+        Err(_) => Err(EngineError::Credentials {
+            workspace: workspace.to_owned(),
+            message: format!("environment variable {variable} is not set"),
+            hint: format!("export {variable} with the credential of workspace `{workspace}`"),
+        }),
+    }
+}

@@ -1,0 +1,47 @@
+//! Errors of refresh and apply.
+
+/// A failure while reading or changing a workspace.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("workspace `{workspace}` is {actual}, but the configuration says workspace_id {expected}")]
+    WorkspaceMismatch { workspace: String, expected: String, actual: String },
+    #[error("workspace `{workspace}` did not send the X-Databricks-Org-Id header, so its identity cannot be checked")]
+    MissingWorkspaceId { workspace: String },
+    #[error("failed to read workspace `{workspace}`")]
+    Refresh {
+        workspace: String,
+        #[source]
+        source: mlops_databricks::Error,
+    },
+    #[error("{address}: {action} failed")]
+    Step {
+        address: String,
+        action: String,
+        #[source]
+        source: Box<EngineError>,
+    },
+    #[error(transparent)]
+    Api(#[from] mlops_databricks::Error),
+    #[error(transparent)]
+    State(#[from] mlops_state::StateError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("credentials for workspace `{workspace}`: {message}")]
+    Credentials { workspace: String, message: String, hint: String },
+}
+
+impl EngineError {
+    /// Returns what the user can do about the error.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            EngineError::WorkspaceMismatch { workspace, actual, .. } => Some(format!(
+                "check the host of workspace `{workspace}`, or set its workspace_id to {actual} if that is the intended workspace"
+            )),
+            EngineError::Credentials { hint, .. } => Some(hint.clone()),
+            EngineError::Step { source, .. } => source.hint(),
+            EngineError::State(error) => error.hint(),
+            EngineError::Refresh { .. } => Some("check the host and the credentials of that workspace, then run the command again".to_owned()),
+            _ => None,
+        }
+    }
+}

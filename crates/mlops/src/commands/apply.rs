@@ -1,0 +1,151 @@
+//! `mlops apply` and `mlops destroy`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+
+use anyhow::Context as _;
+use mlops_engine::{ApplyOptions, ApplyOutcome};
+use mlops_plan::plan::FORMAT_VERSION;
+use mlops_plan::{Operation, Plan, render};
+
+use super::hinted;
+use crate::cli::{ApplyArgs, DestroyArgs, Format};
+use crate::session::{Session, reporter};
+
+pub async fn run(config_path: &Path, args: ApplyArgs) -> anyhow::Result<u8> {
+    let session = Session::open(config_path, "apply").await?;
+    let state = session.read_or_create_state()?;
+    let plan = match &args.plan {
+        Some(path) => {
+            let plan = load_saved_plan(path)?;
+            check_saved_plan(&plan, path, &session, &state)?;
+            plan
+        }
+        None => session.plan(&state, Operation::Apply).await?.1,
+    };
+    execute(&session, plan, args.auto_approve || args.plan.is_some(), "apply").await
+}
+
+pub async fn destroy(config_path: &Path, args: DestroyArgs) -> anyhow::Result<u8> {
+    let session = Session::open(config_path, "destroy").await?;
+    let state = session.read_or_create_state()?;
+    let (_, plan) = session.plan(&state, Operation::Destroy).await?;
+    execute(&session, plan, args.auto_approve, "destroy").await
+}
+
+async fn execute(session: &Session, plan: Plan, approved: bool, verb: &str) -> anyhow::Result<u8> {
+    super::print_stdout(&super::plan::render_plan(&plan, Format::Text))?;
+    if !plan.has_changes() {
+        return Ok(0);
+    }
+    if !approved {
+        confirm(verb)?;
+    }
+
+    let state = session.store.read()?.unwrap_or_default();
+    let options = ApplyOptions { now: session.now };
+    let result = mlops_engine::apply(&session.config, &plan, &session.workspaces, &session.store, state, options, reporter()).await;
+    let saved = session.save_emulator();
+    let (_, outcome) = result?;
+    saved?;
+    super::print_stdout(&complete_line(verb, &outcome))?;
+    Ok(0)
+}
+
+fn complete_line(verb: &str, outcome: &ApplyOutcome) -> String {
+    let title = if verb == "destroy" { "Destroy" } else { "Apply" };
+    let mut line = format!("\n{title} complete! Resources: ");
+    if outcome.imported > 0 {
+        line.push_str(&format!("{} imported, ", outcome.imported));
+    }
+    line.push_str(&format!("{} added, {} changed, {} destroyed.", outcome.added, outcome.changed, outcome.destroyed));
+    if outcome.rotated > 0 {
+        line.push_str(&format!(" {} token(s) rotated.", outcome.rotated));
+    }
+    line.push('\n');
+    line
+}
+
+/// Asks for `yes` on a terminal; elsewhere refuses, since nobody can answer.
+fn confirm(verb: &str) -> anyhow::Result<()> {
+    if !std::io::stdin().is_terminal() {
+        return Err(hinted(
+            format!("{verb} needs confirmation, and standard input is not a terminal"),
+            format!("run `mlops {verb} --auto-approve`, or apply a reviewed plan with `mlops apply FILE`"),
+        ));
+    }
+    eprint!("\nDo you want to perform these actions? Only 'yes' will be accepted.\n  Enter a value: ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if answer.trim() != "yes" {
+        return Err(hinted(format!("{verb} cancelled"), "answer `yes` to go ahead"));
+    }
+    Ok(())
+}
+
+fn load_saved_plan(path: &Path) -> anyhow::Result<Plan> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("failed to read the plan file `{}`", path.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|error| {
+        hinted(
+            format!("the plan file `{}` is not valid JSON: {error}", path.display()),
+            "make a new plan with `mlops plan --out FILE`",
+        )
+    })?;
+    let version = value.get("format_version").and_then(serde_json::Value::as_u64);
+    if version != Some(u64::from(FORMAT_VERSION)) {
+        return Err(hinted(
+            format!(
+                "the plan file `{}` has format version {}, but this mlops reads version {FORMAT_VERSION}",
+                path.display(),
+                version.map_or_else(|| "(missing)".to_owned(), |version| version.to_string())
+            ),
+            "make a new plan with this mlops: `mlops plan --out FILE`",
+        ));
+    }
+    serde_json::from_value(value).map_err(|error| {
+        hinted(
+            format!("the plan file `{}` is damaged: {error}", path.display()),
+            "make a new plan with `mlops plan --out FILE`",
+        )
+    })
+}
+
+/// Refuses a saved plan made against another state or configuration than the current ones.
+fn check_saved_plan(plan: &Plan, path: &Path, session: &Session, state: &mlops_state::State) -> anyhow::Result<()> {
+    let replan = "make a new plan with `mlops plan --out FILE`, review it, and apply that";
+    if plan.lineage != state.lineage {
+        return Err(hinted(
+            format!(
+                "the saved plan `{}` was made for state lineage {}, but the state `{}` has lineage {}",
+                path.display(),
+                plan.lineage,
+                session.store.path().display(),
+                state.lineage
+            ),
+            replan,
+        ));
+    }
+    if plan.serial != state.serial {
+        return Err(hinted(
+            format!(
+                "the saved plan `{}` is stale: it was made at state serial {}, and the state is now at serial {} (applied since, or changed)",
+                path.display(),
+                plan.serial,
+                state.serial
+            ),
+            replan,
+        ));
+    }
+    if plan.config_sha256 != session.config.sha256 {
+        return Err(hinted(
+            format!("the configuration `{}` changed since the saved plan `{}` was made", session.config.path.display(), path.display()),
+            replan,
+        ));
+    }
+    if plan.operation != Operation::Apply {
+        return Err(hinted(format!("the saved plan `{}` is not an apply plan", path.display()), replan));
+    }
+    let _ = render::summary_line(&plan.summary);
+    Ok(())
+}

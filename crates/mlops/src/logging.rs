@@ -1,0 +1,15 @@
+//! Log setup: tracing to stderr, quiet unless asked.
+
+use tracing_subscriber::EnvFilter;
+
+/// Sends logs to stderr at the level of `-v` flags, or as `RUST_LOG` says.
+pub fn init(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}

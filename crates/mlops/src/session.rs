@@ -1,0 +1,136 @@
+//! What most commands share: the configuration, the state, connected clients and a fresh plan.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use jiff::Timestamp;
+use mlops_config::Config;
+use mlops_engine::{Event, Reporter, Workspaces};
+use mlops_plan::{Live, Operation, Plan, PlanInput};
+use mlops_state::{State, StateLock, StateStore};
+
+use crate::embedded::Embedded;
+
+/// A loaded configuration with its state file and workspace connections.
+pub struct Session {
+    pub config: Config,
+    pub store: StateStore,
+    pub workspaces: Workspaces,
+    pub embedded: Option<Embedded>,
+    pub now: Timestamp,
+    /// Held while the session lives, so one writer at a time touches the state.
+    _lock: StateLock,
+}
+
+/// Loads and validates the configuration.
+pub fn load_config(path: &Path) -> anyhow::Result<Config> {
+    Ok(mlops_config::load(path)?)
+}
+
+/// Returns the current time, or the time in `MLOPS_NOW` when it is set.
+pub fn now() -> anyhow::Result<Timestamp> {
+    match std::env::var("MLOPS_NOW") {
+        Ok(text) => text.parse::<Timestamp>().with_context(|| {
+            format!("invalid MLOPS_NOW `{text}`: expected an RFC 3339 time such as 2027-01-31T12:00:00Z")
+        }),
+        Err(_) => Ok(Timestamp::now()),
+    }
+}
+
+impl Session {
+    /// Loads the configuration, takes the state lock and connects to every workspace.
+    pub async fn open(config_path: &Path, operation: &str) -> anyhow::Result<Session> {
+        let config = load_config(config_path)?;
+        let now = now()?;
+        let store = StateStore::new(&config.state_path);
+        let lock = store.lock(operation, Duration::from_secs(0))?;
+
+        let (embedded, endpoints) = match &config.emulator {
+            Some(settings) => {
+                let (embedded, endpoints) = Embedded::start(&config, settings.data.clone()).await?;
+                (Some(embedded), endpoints)
+            }
+            None => (None, BTreeMap::new()),
+        };
+        let workspaces = mlops_engine::connect(&config, endpoints)?;
+        Ok(Session { config, store, workspaces, embedded, now, _lock: lock })
+    }
+
+    /// Reads the state, minting and writing a new lineage when there is no state yet.
+    pub fn read_or_create_state(&self) -> anyhow::Result<State> {
+        if let Some(state) = self.store.read()? {
+            return Ok(state);
+        }
+        let mut state = State::new();
+        self.store.write(&mut state)?;
+        Ok(state)
+    }
+
+    /// Refreshes every workspace and makes a plan.
+    pub async fn plan(&self, state: &State, operation: Operation) -> anyhow::Result<(Live, Plan)> {
+        let live = mlops_engine::refresh(&self.config, state, &self.workspaces, reporter()).await?;
+        let input = PlanInput { config: &self.config, state, live: &live, now: self.now, operation };
+        let plan = mlops_plan::plan(&input)?;
+        Ok((live, plan))
+    }
+
+    /// Saves the embedded emulator's world, when there is one.
+    pub fn save_emulator(&self) -> anyhow::Result<()> {
+        match &self.embedded {
+            Some(embedded) => embedded.save(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Returns the reporter that prints apply progress on stderr.
+pub fn reporter() -> Arc<dyn Reporter> {
+    Arc::new(StderrReporter { terminal: std::io::stderr().is_terminal() })
+}
+
+struct StderrReporter {
+    terminal: bool,
+}
+
+impl Reporter for StderrReporter {
+    fn report(&self, event: Event) {
+        let _ = self.terminal;
+        match event {
+            Event::Refreshed { .. } => {}
+            Event::StepStarted { address, action } => eprintln!("{address}: {}...", progressive(&action)),
+            Event::StepFinished { address, action, elapsed, remote_id } => {
+                let id = remote_id.map(|id| format!(" [id={id}]")).unwrap_or_default();
+                eprintln!("{address}: {} complete after {:.1}s{id}", noun(&action), elapsed.as_secs_f64());
+            }
+            Event::Note { message } => eprintln!("{message}"),
+        }
+    }
+}
+
+fn progressive(action: &str) -> &'static str {
+    match action {
+        "create" => "Creating",
+        "update" => "Modifying",
+        "replace" => "Replacing",
+        "destroy" => "Destroying",
+        "rotate" => "Rotating",
+        "import" => "Importing",
+        _ => "Working",
+    }
+}
+
+fn noun(action: &str) -> &'static str {
+    match action {
+        "create" => "Creation",
+        "update" => "Modifications",
+        "replace" => "Replacement",
+        "destroy" => "Destruction",
+        "rotate" => "Rotation",
+        "import" => "Import",
+        _ => "Step",
+    }
+}
