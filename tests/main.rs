@@ -4,4 +4,5 @@ mod support;
 
 mod config_errors;
 mod embedded;
+mod safety;
 mod served;

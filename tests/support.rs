@@ -152,6 +152,7 @@ pub struct Api {
 impl Api {
     /// Returns a client for `host` that sends `token`.
     pub fn new(host: &str, token: &str) -> Api {
+        let _ = rustls::crypto::ring::default_provider().install_default();
         Api { client: reqwest::blocking::Client::new(), host: host.to_owned(), token: token.to_owned() }
     }
 

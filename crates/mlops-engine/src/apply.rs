@@ -544,10 +544,14 @@ async fn delete(context: &Context, change: &Change) -> Result<(), EngineError> {
             client.delete_token(&remote_id).await?;
         }
         Kind::TokenPermission if made_by_mlops || context.config.token_usage.mode == TokenUsageMode::Authoritative => {
+            let _guard = context.permission_lock(&change.workspace).lock().await;
             remove_grant(client, PermissionObject::Tokens, &text("principal")).await?;
         }
         Kind::TokenPermission => {}
-        Kind::RegistryPermission => remove_grant(client, PermissionObject::RegistryRoot, &text("principal")).await?,
+        Kind::RegistryPermission => {
+            let _guard = context.permission_lock(&change.workspace).lock().await;
+            remove_grant(client, PermissionObject::RegistryRoot, &text("principal")).await?;
+        }
         Kind::SecretScope => ignore_missing(client.delete_scope(&text("name")).await)?,
         Kind::Secret => ignore_missing(client.delete_secret(&text("scope"), &text("key")).await)?,
         Kind::SecretAcl => ignore_missing(client.delete_acl(&text("scope"), &text("principal")).await)?,
@@ -615,6 +619,9 @@ struct Context {
     state: Mutex<State>,
     runtime: Mutex<Runtime>,
     workspace_ids: BTreeMap<String, String>,
+    /// Serializes the read-modify-write of permission objects within each workspace, since two
+    /// concurrent `PUT`s of one object would each drop the other's change.
+    permission_locks: BTreeMap<String, tokio::sync::Mutex<()>>,
     options: ApplyOptions,
     reporter: Arc<dyn Reporter>,
 }
@@ -660,10 +667,15 @@ impl Context {
             store: StateStore::new(store.path()),
             state: Mutex::new(state),
             runtime: Mutex::new(runtime),
+            permission_locks: config.workspaces.iter().map(|workspace| (workspace.name.clone(), tokio::sync::Mutex::new(()))).collect(),
             workspace_ids,
             options,
             reporter,
         }
+    }
+
+    fn permission_lock(&self, workspace: &str) -> &tokio::sync::Mutex<()> {
+        &self.permission_locks[workspace]
     }
 
     fn client(&self, workspace: &str) -> &WorkspaceClient {

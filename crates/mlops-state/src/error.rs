@@ -8,7 +8,7 @@ use crate::lock::LockInfo;
 use crate::model::FORMAT_VERSION;
 use crate::validate::Problem;
 
-/// What is known about the process recorded in a lock file.
+/// Liveness of the process recorded in a lock file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HolderStatus {
     /// The recorded process runs on this host.

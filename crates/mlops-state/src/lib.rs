@@ -9,7 +9,7 @@
 //! Writers take a [`StateLock`] first. The lock is an operating-system file lock on
 //! `<state path>.lock`, and the file records the holder as [`LockInfo`] so that a waiting
 //! process can name it. Because the operating system releases the lock when its process exits,
-//! a crashed run never blocks the next one. [`force_unlock`] removes a lock file left behind.
+//! a crashed run does not block the next one. [`force_unlock`] removes a lock file left behind.
 //!
 //! The user-facing description of the format is `docs/state-format.md`.
 

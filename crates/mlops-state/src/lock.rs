@@ -9,7 +9,7 @@
 //! the path still leads to the file it locked, and starts over when it does not.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{self, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -84,14 +84,15 @@ impl StateLock {
         loop {
             let file = open_lock_file(&lock_path, true)?;
             match file.try_lock() {
-                Ok(())
-                    if is_linked(&file, &lock_path)
-                        .map_err(|e| io_error("check lock file", &lock_path, e))? =>
-                {
-                    return StateLock::record(file, lock_path, state_path, operation);
+                Ok(()) => {
+                    let linked = is_linked(&file, &lock_path)
+                        .map_err(|source| io_error("check lock file", &lock_path, source))?;
+                    if linked {
+                        return StateLock::record(file, lock_path, state_path, operation);
+                    }
+                    // The previous holder removed the file after this process opened it.
+                    continue;
                 }
-                // The previous holder removed the file after this process opened it.
-                Ok(()) => continue,
                 Err(TryLockError::WouldBlock) => {}
                 Err(TryLockError::Error(source)) => {
                     return Err(io_error("lock", &lock_path, source));
@@ -101,7 +102,7 @@ impl StateLock {
             let now = Instant::now();
             let remaining = deadline.map_or(POLL_INTERVAL, |d| d.saturating_duration_since(now));
             if remaining.is_zero() {
-                return Err(timeout_error(state_path, lock_path, timeout));
+                return Err(timeout_error(state_path, &file, lock_path, timeout));
             }
             std::thread::sleep(remaining.min(POLL_INTERVAL));
         }
@@ -186,7 +187,9 @@ impl Drop for StateLock {
 /// warning, because this host cannot check whether that process runs.
 pub fn force_unlock(state_path: &Path, lock_id: &str) -> Result<(), StateError> {
     let lock_path = lock_path(state_path);
-    let holder = read_holder(&lock_path)?;
+    // The record is read through the opened file, so the check and the lock apply to one file.
+    let file = open_lock_file(&lock_path, false)?;
+    let holder = read_holder(&file, &lock_path)?;
     if holder.id != lock_id {
         return Err(StateError::LockIdMismatch {
             lock_path,
@@ -195,7 +198,6 @@ pub fn force_unlock(state_path: &Path, lock_id: &str) -> Result<(), StateError> 
         });
     }
 
-    let file = open_lock_file(&lock_path, false)?;
     match file.try_lock() {
         // The holder is gone because the lock is free.
         Ok(()) => remove_and_unlock(&file, &lock_path)?,
@@ -241,25 +243,27 @@ fn remove_and_unlock(file: &File, lock_path: &Path) -> Result<(), StateError> {
     removed.and(unlocked)
 }
 
-fn read_holder(lock_path: &Path) -> Result<LockInfo, StateError> {
-    let text = match std::fs::read_to_string(lock_path) {
-        Ok(text) => text,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => {
-            return Err(StateError::LockNotFound {
-                lock_path: lock_path.to_path_buf(),
-            });
-        }
-        Err(source) => return Err(io_error("read lock file", lock_path, source)),
-    };
+fn read_holder(file: &File, lock_path: &Path) -> Result<LockInfo, StateError> {
+    let mut reader = file;
+    let mut text = String::new();
+    reader
+        .seek(SeekFrom::Start(0))
+        .and_then(|_| reader.read_to_string(&mut text))
+        .map_err(|source| io_error("read lock file", lock_path, source))?;
 
     serde_json::from_str(&text).map_err(|_| StateError::LockUnreadable {
         lock_path: lock_path.to_path_buf(),
     })
 }
 
-fn timeout_error(state_path: &Path, lock_path: PathBuf, timeout: Duration) -> StateError {
+fn timeout_error(
+    state_path: &Path,
+    file: &File,
+    lock_path: PathBuf,
+    timeout: Duration,
+) -> StateError {
     // An empty or partial record means the holder has not written it yet.
-    let holder = read_holder(&lock_path).ok().map(Box::new);
+    let holder = read_holder(file, &lock_path).ok().map(Box::new);
     let status = holder
         .as_deref()
         .map_or(HolderStatus::Unknown, holder_status);
@@ -356,5 +360,66 @@ fn io_error(action: &'static str, path: &Path, source: io::Error) -> StateError 
         action,
         path: path.to_path_buf(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_path_appends_suffix() {
+        let path = lock_path(Path::new("state/mlops.state.json"));
+
+        assert_eq!(path, Path::new("state/mlops.state.json.lock"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn replaced_file_not_linked() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("x.lock");
+        let original = open_lock_file(&path, true).unwrap();
+        assert!(is_linked(&original, &path).unwrap());
+
+        std::fs::remove_file(&path).unwrap();
+        assert!(!is_linked(&original, &path).unwrap());
+
+        let replacement = open_lock_file(&path, true).unwrap();
+        assert!(!is_linked(&original, &path).unwrap());
+        assert!(is_linked(&replacement, &path).unwrap());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn remove_keeps_newer_file() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("x.lock");
+        let original = open_lock_file(&path, true).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let _replacement = open_lock_file(&path, true).unwrap();
+
+        remove_if_linked(&original, &path).unwrap();
+
+        assert!(path.exists());
+    }
+
+    #[test]
+    fn remove_deletes_own_file() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("x.lock");
+        let file = open_lock_file(&path, true).unwrap();
+
+        remove_if_linked(&file, &path).unwrap();
+
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn created_time_is_whole_seconds() {
+        let created = now_rfc3339();
+
+        assert!(created.ends_with('Z'), "{created}");
+        assert!(!created.contains('.'), "{created}");
     }
 }

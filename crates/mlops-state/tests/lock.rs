@@ -385,3 +385,31 @@ fn waiter_gets_lock_when_released() {
         serde_json::from_str(&std::fs::read_to_string(store.lock_path()).unwrap()).unwrap();
     assert_eq!(&recorded, lock.info());
 }
+
+#[test]
+fn concurrent_writers_lose_no_update() {
+    const THREADS: u64 = 4;
+    const ROUNDS: u64 = 25;
+    let folder = tempfile::tempdir().unwrap();
+    let store = store_in(folder.path());
+
+    let workers: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for _ in 0..ROUNDS {
+                    let _lock = store.lock("apply", LONG).unwrap();
+                    let mut state = store.read().unwrap().unwrap_or_default();
+                    store.write(&mut state).unwrap();
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+
+    let state = store.read().unwrap().unwrap();
+    assert_eq!(state.serial, THREADS * ROUNDS);
+    assert!(!store.lock_path().exists());
+}
