@@ -3,6 +3,8 @@
 mod support;
 
 mod config_errors;
+mod drift;
 mod embedded;
+mod rotation;
 mod safety;
 mod served;

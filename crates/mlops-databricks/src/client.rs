@@ -99,7 +99,7 @@ impl WorkspaceClient {
         &self.transport.base_url
     }
 
-    /// Starts a call to `/api/2.0/<segments>`; each segment is percent-encoded.
+    /// Starts a call to `/api/2.0/<segments>`, percent-encoding each segment.
     pub(crate) fn call(&self, method: Method, segments: &[&str]) -> ApiCall {
         let mut url = self.transport.base.clone();
         {

@@ -16,7 +16,7 @@ pub enum Error {
     InvalidUrl {
         /// URL as given.
         url: String,
-        /// Why it was rejected, including the fix.
+        /// Reason for the rejection, including the fix.
         reason: String,
     },
 
@@ -25,7 +25,7 @@ pub enum Error {
     InvalidOption {
         /// Name of the option field.
         option: &'static str,
-        /// Why it was rejected.
+        /// Reason for the rejection.
         reason: String,
     },
 
@@ -37,7 +37,7 @@ pub enum Error {
         source: reqwest::Error,
     },
 
-    /// The workspace answered with an error status.
+    /// The workspace returned an error status.
     ///
     /// SCIM errors carry `error_code` `SCIM_<status>`. A body without an error code gets a
     /// code derived from the HTTP reason phrase, such as `NOT_FOUND`.
@@ -105,7 +105,7 @@ pub enum Error {
         method: String,
         /// URL path without the query.
         path: String,
-        /// What was wrong: invalid JSON, a missing field, the content type or the size.
+        /// Problem found: invalid JSON, a missing field, the content type or the size.
         message: String,
     },
 
@@ -116,9 +116,9 @@ pub enum Error {
         step: &'static str,
         /// Endpoint URL.
         url: String,
-        /// HTTP status code, when the endpoint answered.
+        /// HTTP status code, when the endpoint returned one.
         status: Option<u16>,
-        /// What went wrong, including the fix.
+        /// Cause of the failure, including the fix.
         message: String,
     },
 }
@@ -154,7 +154,7 @@ impl Error {
     /// Tells whether the object to create exists already.
     ///
     /// Matches `RESOURCE_ALREADY_EXISTS` and `ALREADY_EXISTS` with any status (the secrets
-    /// API may use 400 or 409), a SCIM 409, and a 400 or 409 whose message says
+    /// API may use 400 or 409), a SCIM 409, and a 400 or 409 whose message contains
     /// "already exists".
     pub fn is_already_exists(&self) -> bool {
         match self {

@@ -19,7 +19,7 @@ pub(crate) fn string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Strin
     }
 }
 
-/// Deserializes an optional string or number; `null` becomes `None`.
+/// Deserializes an optional string or number, where `null` becomes `None`.
 pub(crate) fn optional_string<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<String>, D::Error> {

@@ -83,7 +83,8 @@ fn looks_like_token(word: &str) -> bool {
     prefixed || (word.len() >= 24 && has_digit && has_letter)
 }
 
-/// A canonical UUID (8-4-4-4-12 hex digits) is an id, such as an application id.
+/// Tells whether `word` is a canonical UUID (8-4-4-4-12 hex digits), which is an id such
+/// as an application id, not a credential.
 fn is_uuid(word: &str) -> bool {
     let groups: Vec<&str> = word.split('-').collect();
     let lengths = [8, 4, 4, 4, 12];

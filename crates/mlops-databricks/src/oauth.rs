@@ -19,11 +19,11 @@ use crate::mask::quote_body;
 use crate::retry::RetryMode;
 use crate::transport::{AuthKind, Body, HttpRequest, Transport};
 
-/// A token is replaced this long before the server says it expires.
+/// Time before the reported expiry at which a token is replaced.
 const REFRESH_MARGIN: Duration = Duration::from_secs(60);
 
-/// Lifetime assumed when the token response has no `expires_in`; Databricks issues
-/// one-hour tokens, and a 401 triggers an early refresh either way.
+/// Lifetime assumed when the token response has no `expires_in`: one hour, the value
+/// Databricks token responses usually carry. A 401 triggers an early refresh either way.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// Upper bound on retries of discovery and token requests.

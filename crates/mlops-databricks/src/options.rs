@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-/// How the client authenticates to the workspace.
+/// Credentials the client authenticates with.
 #[derive(Debug, Clone)]
 pub enum Credentials {
     /// A personal access token or another bearer token.
@@ -21,7 +21,8 @@ pub enum Credentials {
 /// Limits, timeouts and retry settings of a client.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
-    /// Maximum number of requests in flight at once; SCIM allows 4 per workspace.
+    /// Maximum number of requests in flight at once, shared with clients made by
+    /// [`crate::WorkspaceClient::with_credentials`].
     pub max_concurrent_requests: usize,
     /// Timeout of one HTTP attempt, from sending the request to reading the whole body.
     pub request_timeout: Duration,
@@ -29,7 +30,7 @@ pub struct ClientOptions {
     pub retry_budget: Duration,
     /// Value of the `User-Agent` header.
     pub user_agent: String,
-    /// First backoff delay; each later retry doubles it up to `retry_max_delay`.
+    /// First backoff delay. Each later retry doubles it, up to `retry_max_delay`.
     pub retry_base_delay: Duration,
     /// Maximum backoff delay between two attempts, before jitter.
     ///

@@ -11,7 +11,7 @@ use crate::{Error, WorkspaceClient, lenient};
 /// An object whose access control list the client manages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PermissionObject {
-    /// Who may create and use tokens: `authorization/tokens`.
+    /// Token usage rights: `authorization/tokens`.
     Tokens,
     /// Workspace-wide grants on every registered model: `registered-models/root`.
     RegistryRoot,
@@ -68,7 +68,7 @@ impl Principal {
 /// One entry of a PUT or PATCH request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessControlRequest {
-    /// Who gets the permission.
+    /// Principal that gets the permission.
     pub principal: Principal,
     /// Level such as `CAN_USE`, `CAN_READ` or `CAN_MANAGE`.
     pub permission_level: String,
@@ -96,7 +96,7 @@ pub struct ObjectPermissions {
 /// The permissions one principal holds on an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessControl {
-    /// Who holds the permissions.
+    /// Principal that has the permissions.
     pub principal: Principal,
     /// Display name of a user or service principal.
     pub display_name: Option<String>,
@@ -160,7 +160,7 @@ impl WorkspaceClient {
         convert(&call_id, body).map(Some)
     }
 
-    /// Adds or changes the listed grants (PATCH); other principals keep theirs.
+    /// Adds or changes the listed grants (PATCH), leaving other principals' grants alone.
     pub async fn update_permissions(
         &self,
         object: PermissionObject,
@@ -171,8 +171,9 @@ impl WorkspaceClient {
 
     /// Replaces all direct grants with the listed ones (PUT).
     ///
-    /// The server rejects a list without `admins` `CAN_MANAGE` on the tokens and
-    /// registry root objects, and revokes the tokens of principals that lose `CAN_USE`.
+    /// Databricks rejects a list without `admins` `CAN_MANAGE` on the tokens and registry
+    /// root objects ("Cannot change permissions for group 'admins' to None."). Its token
+    /// permission docs say that a principal losing `CAN_USE` loses its tokens at once.
     pub async fn set_permissions(
         &self,
         object: PermissionObject,

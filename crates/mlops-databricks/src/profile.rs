@@ -2,8 +2,8 @@
 //!
 //! The file is `$DATABRICKS_CONFIG_FILE` when set, else `~/.databrickscfg`. It is INI:
 //! one `[name]` section per profile, values optionally quoted, and `#` or `;` starting a
-//! comment at the start of a line or after whitespace. A `[__settings__]` section holds
-//! CLI settings and is not a profile. Only the profile named by the caller is read; there
+//! comment at the start of a line or after whitespace. A `[__settings__]` section contains
+//! CLI settings and is not a profile. Only the profile named by the caller is read, and there
 //! is no fallback to `[DEFAULT]`.
 
 use std::ffi::OsString;
@@ -19,7 +19,7 @@ pub const CONFIG_FILE_ENV: &str = "DATABRICKS_CONFIG_FILE";
 /// File name of the configuration file in the home directory.
 const DEFAULT_FILE_NAME: &str = ".databrickscfg";
 
-/// Section that holds CLI settings, not a profile.
+/// Section that contains CLI settings, not a profile.
 const SETTINGS_SECTION: &str = "__settings__";
 
 /// Connection settings from one profile.

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::{Error, WorkspaceClient, lenient};
 
-/// Page size of registered-model search; the API maximum is 1000.
+/// Page size of registered-model search, which is the API maximum.
 const SEARCH_PAGE_SIZE: &str = "1000";
 
 /// A registered model as returned by search.

@@ -67,8 +67,8 @@ pub(crate) fn decode_json<T: DeserializeOwned>(
 /// Checks a successful response whose content the caller does not need.
 ///
 /// An empty body or any JSON body passes. A non-empty body of another content type
-/// (such as a proxy's HTML login page) fails, because it means the request never
-/// reached the API.
+/// (such as a proxy's HTML login page) fails, because it usually means the request
+/// never reached the API.
 pub(crate) fn check_void(call: &CallId, response: &RawResponse) -> Result<(), Error> {
     let body = trimmed(&response.body);
     match non_json_content_type(&response.headers) {
@@ -210,7 +210,8 @@ fn split_code_prefix(text: &str) -> Option<(&str, &str)> {
     is_code.then(|| (code, message.trim()))
 }
 
-/// A 401 always, and a 403 whose message says the token is invalid or expired.
+/// Tells whether a response rejects the credentials: any 401, and a 403 whose message
+/// reports an invalid or expired token.
 fn is_auth_failure(status: u16, error_code: &str, message: &str) -> bool {
     let lowered = message.to_ascii_lowercase();
     let token_rejected = lowered.contains("invalid access token")
@@ -222,7 +223,7 @@ fn is_auth_failure(status: u16, error_code: &str, message: &str) -> bool {
     status == 401 || (status == 403 && token_rejected)
 }
 
-/// Error code derived from the HTTP reason phrase, such as `NOT_FOUND`.
+/// Derives an error code from the HTTP reason phrase, such as `NOT_FOUND`.
 fn reason_code(status: StatusCode) -> String {
     match status.canonical_reason() {
         Some(reason) => reason.to_ascii_uppercase().replace([' ', '-'], "_"),

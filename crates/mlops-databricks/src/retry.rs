@@ -1,4 +1,4 @@
-//! Which responses are retried, and how long to wait before the next attempt.
+//! Retry rules: which responses are retried, and the delay before the next attempt.
 
 use std::time::{Duration, SystemTime};
 
@@ -34,7 +34,7 @@ pub(crate) fn is_retryable_status(status: StatusCode, body: &[u8], gateway_error
 
 /// Reads `Retry-After` as whole seconds or as an HTTP date.
 ///
-/// A date in the past gives a zero delay; an unreadable value gives `None`.
+/// A date in the past gives a zero delay, and an unreadable value gives `None`.
 pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(seconds) = value.parse::<u64>() {

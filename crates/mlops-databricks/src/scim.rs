@@ -114,7 +114,7 @@ fn active_by_default() -> bool {
     true
 }
 
-/// One page of a SCIM list; the server omits `Resources` when the page is empty.
+/// One page of a SCIM list. The server omits `Resources` when the page is empty.
 #[derive(Deserialize)]
 #[serde(bound = "T: DeserializeOwned")]
 struct ScimPage<T> {
@@ -170,13 +170,13 @@ impl WorkspaceClient {
         self.list_scim("Groups", filter).await
     }
 
-    /// Fetches a group by SCIM id; `None` when it does not exist.
+    /// Fetches a group by SCIM id, or returns `None` when it does not exist.
     pub async fn get_group(&self, id: &str) -> Result<Option<Group>, Error> {
         let call = self.call(Method::GET, &["preview", "scim", "v2", "Groups", id]);
         none_if_not_found(self.send_json(call).await)
     }
 
-    /// Creates a group; the server answers 200 or 201.
+    /// Creates a group. The server returns 200 or 201.
     pub async fn create_group(&self, display_name: &str) -> Result<Group, Error> {
         let body = json!({ "schemas": [GROUP_SCHEMA], "displayName": display_name });
         let call = self
@@ -214,7 +214,7 @@ impl WorkspaceClient {
         self.list_scim("ServicePrincipals", filter).await
     }
 
-    /// Fetches a service principal by SCIM id; `None` when it does not exist.
+    /// Fetches a service principal by SCIM id, or returns `None` when it does not exist.
     pub async fn get_service_principal(&self, id: &str) -> Result<Option<ServicePrincipal>, Error> {
         let call = self.call(
             Method::GET,
@@ -223,7 +223,8 @@ impl WorkspaceClient {
         none_if_not_found(self.send_json(call).await)
     }
 
-    /// Creates an active, Databricks-managed service principal; the server picks its application id.
+    /// Creates an active, Databricks-managed service principal, whose application id the
+    /// server picks.
     pub async fn create_service_principal(
         &self,
         display_name: &str,
@@ -250,7 +251,8 @@ impl WorkspaceClient {
 
     /// Activates or deactivates a service principal.
     pub async fn set_service_principal_active(&self, id: &str, active: bool) -> Result<(), Error> {
-        // The value is sent as the string "true"/"false", the form the Databricks Go SDK uses.
+        // The value is the string "true" or "false", as in the databricks-sdk-py example
+        // that deactivates a service principal.
         let operation = json!({ "op": "replace", "path": "active", "value": active.to_string() });
         self.patch_scim("ServicePrincipals", id, operation).await
     }
@@ -275,7 +277,7 @@ impl WorkspaceClient {
         self.send_void(call).await
     }
 
-    /// Sends one PATCH operation; the server answers 200 with the resource or 204.
+    /// Sends one PATCH operation. The server returns 200 with the resource, or 204.
     async fn patch_scim(&self, resource: &str, id: &str, operation: Value) -> Result<(), Error> {
         let body = json!({ "schemas": [PATCH_SCHEMA], "Operations": [operation] });
         let call = self
@@ -314,7 +316,7 @@ impl WorkspaceClient {
             start_index += page.resources.len();
             let before = items.len();
             for item in page.resources {
-                if { seen.insert(item.id().to_owned()); true } {
+                if seen.insert(item.id().to_owned()) {
                     items.push(item);
                 }
             }

@@ -1,6 +1,6 @@
 //! Secret scopes, secrets and secret ACLs.
 //!
-//! Every write is a POST with a JSON body; the secrets API has no DELETE verbs.
+//! Every write is a POST with a JSON body, because the secrets API has no DELETE verbs.
 
 use std::fmt;
 
@@ -17,14 +17,14 @@ use crate::{Error, WorkspaceClient, lenient};
 /// A secret scope.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct SecretScope {
-    /// Scope name; Databricks compares scope names case-insensitively.
+    /// Scope name. Databricks compares scope names case-insensitively.
     pub name: String,
     /// `DATABRICKS` or `AZURE_KEYVAULT`.
     #[serde(default)]
     pub backend_type: Option<String>,
 }
 
-/// Metadata of a secret; never contains its value.
+/// Metadata of a secret, without its value.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct SecretMetadata {
     /// Secret key.
@@ -34,7 +34,7 @@ pub struct SecretMetadata {
     pub last_updated_timestamp: i64,
 }
 
-/// Permission level of a secret ACL; each level includes the ones below it.
+/// Permission level of a secret ACL. Each level includes the ones below it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum AclPermission {
@@ -103,7 +103,7 @@ impl WorkspaceClient {
         Ok(list.scopes)
     }
 
-    /// Creates a Databricks-backed scope; the caller gets `MANAGE` on it.
+    /// Creates a Databricks-backed scope, on which the server grants the caller `MANAGE`.
     pub async fn create_scope(&self, scope: &str) -> Result<(), Error> {
         let call = self
             .call(Method::POST, &["secrets", "scopes", "create"])
@@ -141,7 +141,7 @@ impl WorkspaceClient {
         Ok(list.secrets)
     }
 
-    /// Reads a secret value; `None` when the scope or key does not exist.
+    /// Reads a secret value, or returns `None` when the scope or key does not exist.
     ///
     /// The API returns the value base64-encoded, and it must be UTF-8 text.
     pub async fn get_secret(&self, scope: &str, key: &str) -> Result<Option<SecretString>, Error> {

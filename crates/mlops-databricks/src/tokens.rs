@@ -11,7 +11,7 @@ use crate::{Error, WorkspaceClient, lenient};
 /// `expiry_time` of a token that never expires.
 pub const NO_EXPIRY: i64 = -1;
 
-/// Metadata of a token; never contains the token value.
+/// Metadata of a token, without the token value.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct TokenInfo {
     /// Token id (a hex string).
@@ -110,14 +110,14 @@ impl WorkspaceClient {
         Ok(list.token_infos)
     }
 
-    /// Fetches a token's metadata; `None` when it does not exist.
+    /// Fetches a token's metadata, or returns `None` when it does not exist.
     pub async fn get_token(&self, token_id: &str) -> Result<Option<TokenInfo>, Error> {
         let call = self.call(Method::GET, &["token-management", "tokens", token_id]);
         let body: Option<TokenBody> = none_if_not_found(self.send_json(call).await)?;
         Ok(body.map(|body| body.token_info))
     }
 
-    /// Deletes any token (admins only); returns `false` when it was already gone.
+    /// Deletes any token (admins only), returning `false` when it was already gone.
     pub async fn delete_token(&self, token_id: &str) -> Result<bool, Error> {
         let call = self.call(Method::DELETE, &["token-management", "tokens", token_id]);
         let deleted = none_if_not_found(self.send_void(call).await)?;

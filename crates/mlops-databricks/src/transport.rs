@@ -38,7 +38,7 @@ pub(crate) struct Transport {
     pub options: ClientOptions,
 }
 
-/// How API requests to the workspace are authenticated.
+/// Authentication of API requests to the workspace.
 pub(crate) enum WorkspaceAuth {
     /// A fixed `Authorization: Bearer …` header.
     Bearer(HeaderValue),
@@ -46,7 +46,7 @@ pub(crate) enum WorkspaceAuth {
     OAuth(Box<OAuthSession>),
 }
 
-/// Which `Authorization` header a request carries.
+/// Source of the `Authorization` header of a request.
 pub(crate) enum AuthKind {
     /// The workspace credentials.
     Workspace,
@@ -70,7 +70,7 @@ pub(crate) struct HttpRequest {
     pub body: Body,
     pub auth: AuthKind,
     pub retry: RetryMode,
-    /// Also retry 502 and 504.
+    /// Whether 502 and 504 are retried too.
     pub gateway_retries: bool,
     /// Total time available for retries.
     pub budget: Duration,
@@ -79,7 +79,7 @@ pub(crate) struct HttpRequest {
 impl Transport {
     /// Sends `request`, retrying transient failures within its budget.
     ///
-    /// Returns the final response whatever its status; callers map error statuses.
+    /// Returns the final response whatever its status, so callers map error statuses.
     pub(crate) async fn execute(&self, request: &HttpRequest) -> Result<RawResponse, Error> {
         let started = Instant::now();
         let mut attempt: u32 = 1;
@@ -150,8 +150,8 @@ impl Transport {
         }
     }
 
-    /// A 401 under OAuth may mean the cached token was revoked early, so the request is
-    /// sent once more with a fresh token.
+    /// Tells whether to resend a request with a fresh OAuth token, which is done once
+    /// after a 401 because the cached token may have been revoked early.
     fn should_refresh_token(
         &self,
         request: &HttpRequest,

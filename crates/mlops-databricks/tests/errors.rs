@@ -8,7 +8,7 @@ use axum::routing::{get, post};
 use common::{RawAction, TOKEN, client, raw_json, serve, serve_raw};
 use mlops_databricks::{Error, MAX_BODY_BYTES, SecretString};
 
-/// Serves one route that always answers with `status`, `content_type` and `body`.
+/// Serves one route that always returns `status`, `content_type` and `body`.
 async fn serve_fixed(
     method: &str,
     path: &str,

@@ -204,7 +204,7 @@ async fn creates_are_not_retried_after_dropped_connection() {
 }
 
 #[tokio::test]
-async fn reads_and_idempotent_writes_are_retried_after_dropped_connection() {
+async fn idempotent_calls_retried_after_dropped_connection() {
     let (base, requests) =
         serve_raw(vec![RawAction::Drop, raw_json(200, r#"{"scopes":[]}"#)]).await;
     client(&base).list_scopes().await.unwrap();
@@ -238,7 +238,7 @@ async fn transport_error_names_call() {
     );
 }
 
-/// Serves `path` with a handler that answers only after `delay`.
+/// Serves `path` with a handler that responds only after `delay`.
 async fn serve_slow(path: &str, delay: Duration) -> (String, Counter) {
     let requests = Counter::default();
     let counted = requests.clone();

@@ -391,7 +391,7 @@ async fn list_service_principals_with_filter() {
 }
 
 #[tokio::test]
-async fn get_service_principal_missing_application_id_is_decode_error() {
+async fn service_principal_without_application_id() {
     let router = Router::new().route(
         &format!("{SERVICE_PRINCIPALS}/{{id}}"),
         get(|| async { Json(json!({ "id": "5", "displayName": "sp" })) }),

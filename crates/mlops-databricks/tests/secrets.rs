@@ -12,7 +12,7 @@ use common::{client, json_response, serve};
 use mlops_databricks::{AclItem, AclPermission, Error, ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-/// A mock that stores secret values and serves them base64-encoded, as Databricks does.
+/// Builds a mock that stores secret values and returns them base64-encoded, as Databricks does.
 fn secret_store_router(writes: Arc<Mutex<Vec<Value>>>) -> Router {
     let store: Arc<Mutex<HashMap<String, String>>> = Arc::default();
     let written = store.clone();

@@ -1,4 +1,5 @@
-//! OAuth machine-to-machine endpoints: discovery and the client-credentials token grant.
+//! OAuth machine-to-machine endpoints: host metadata, discovery and the client-credentials token
+//! grant.
 
 use std::collections::HashMap;
 
@@ -28,6 +29,7 @@ pub(crate) fn routes() -> Router<AppState> {
             get(discovery),
         )
         .route("/oidc/v1/token", post(token))
+        .route("/.well-known/databricks-config", get(host_metadata))
 }
 
 /// Issues an access token for `owner`, valid for one hour from `now_ms`, and drops expired ones.
@@ -55,13 +57,29 @@ pub(crate) fn register_client(ws: &mut Workspace, client_id: &str, owner: Princi
     secret
 }
 
-/// Returns the authorization-server metadata with absolute URLs built from the request's Host.
-async fn discovery(headers: HeaderMap) -> Json<Value> {
+/// Returns the base URL of the OIDC endpoints, built from the request's Host header.
+fn oidc_base(headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|value| value.to_str().ok())
         .unwrap_or("localhost");
-    let base = format!("http://{host}/oidc");
+    format!("http://{host}/oidc")
+}
+
+/// Returns the host metadata that newer SDKs read before they authenticate: the workspace id and
+/// the OIDC root, under which the SDKs find `.well-known/oauth-authorization-server`. It needs no
+/// bearer token.
+async fn host_metadata(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
+    Json(json!({
+        "workspace_id": &*state.workspace_id,
+        "oidc_endpoint": oidc_base(&headers),
+        "cloud": "AWS",
+    }))
+}
+
+/// Returns the authorization-server metadata with absolute URLs built from the request's Host.
+async fn discovery(headers: HeaderMap) -> Json<Value> {
+    let base = oidc_base(&headers);
     Json(json!({
         "issuer": base,
         "authorization_endpoint": format!("{base}/v1/authorize"),

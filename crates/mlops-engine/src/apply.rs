@@ -31,6 +31,10 @@ use crate::report::{Event, Reporter};
 /// Lifetime of the personal token that brings a workspace's token permissions into existence.
 const FIRST_TOKEN_LIFETIME_SECONDS: i64 = 600;
 
+/// Time between writing a new token into every reader scope and revoking the old one, so that a
+/// reader that fetched the old value just before the write can still finish its request.
+const REVOKE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Counts of what apply did.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ApplyOutcome {
@@ -227,16 +231,31 @@ async fn run_step(context: &Context, change: &Change) -> Result<Option<String>, 
 async fn group(context: &Context, change: &Change) -> Result<String, EngineError> {
     let client = context.client(&change.workspace);
     let name = after_str(change, "display_name")?;
-    let id = match (change.action, &change.remote_id) {
-        (Action::Import | Action::Update, Some(id)) => id.clone(),
+    let recorded_baseline = context.recorded(&change.address).and_then(|resource| resource.attributes.get("baseline_members").cloned());
+
+    let (id, baseline) = match (change.action, &change.remote_id) {
+        (Action::Update, Some(id)) => {
+            for member in after_list(change, "remove_members") {
+                client.remove_group_member(id, &member).await?;
+            }
+            (id.clone(), recorded_baseline.unwrap_or_else(|| json!([])))
+        }
+        (Action::Import, Some(id)) => {
+            let members: Vec<String> = client
+                .get_group(id)
+                .await?
+                .map(|group| group.members.into_iter().filter_map(|member| member.value).collect())
+                .unwrap_or_default();
+            (id.clone(), json!(members))
+        }
         _ => match client.create_group(&name).await {
-            Ok(group) => group.id,
-            Err(error) if error.is_already_exists() => find_group(client, &name).await?,
+            Ok(group) => (group.id, json!([])),
+            Err(error) if error.is_already_exists() => (find_group(client, &name).await?, json!([])),
             Err(error) => return Err(error.into()),
         },
     };
     context.runtime().group_ids.insert(change.workspace.clone(), id.clone());
-    context.record(change, &id, attributes([("display_name", json!(name))]), None)?;
+    context.record(change, &id, attributes([("display_name", json!(name)), ("baseline_members", baseline)]), None)?;
     Ok(id)
 }
 
@@ -339,6 +358,9 @@ async fn registry_permission(context: &Context, change: &Change) -> Result<Strin
 /// Creates or rotates the service principal token; the old token of a rotation is revoked later,
 /// in [`finish_rotations`].
 async fn token(context: &Context, change: &Change) -> Result<String, EngineError> {
+    if change.action == Action::Update {
+        return revoke_superseded(context, change).await;
+    }
     let client = context.client(&change.workspace);
     let (owner_id, application_id) = context.principal(&change.workspace)?;
     let comment = token_comment(&change.address);
@@ -378,10 +400,63 @@ async fn token(context: &Context, change: &Change) -> Result<String, EngineError
     Ok(token_id)
 }
 
-/// Verifies each new token against its registry, then revokes the tokens it replaced.
+/// Finishes an interrupted rotation: verifies the current token through a copy that a reader
+/// scope holds, then revokes the tokens it replaced.
+async fn revoke_superseded(context: &Context, change: &Change) -> Result<String, EngineError> {
+    let resource = context
+        .recorded(&change.address)
+        .ok_or_else(|| EngineError::Invalid(format!("{}: not in state", change.address)))?;
+    let wanted = resource.attributes.get("value_sha256").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let value = read_copy(context, &change.address, &wanted).await?;
+    verify_token(context, &change.workspace, value).await?;
+
+    let superseded: Vec<String> = resource
+        .attributes
+        .get("superseded_token_ids")
+        .cloned()
+        .and_then(|value| serde_json::from_value(value).ok())
+        .unwrap_or_default();
+    for token_id in &superseded {
+        context.client(&change.workspace).delete_token(token_id).await?;
+    }
+    let mut resource = resource.clone();
+    resource.attributes.remove("superseded_token_ids");
+    context.save(resource)?;
+    Ok(change.remote_id.clone().unwrap_or_default())
+}
+
+/// Reads the value of a token from any reader scope whose recorded fingerprint is `wanted`,
+/// checking the live value against the fingerprint.
+async fn read_copy(context: &Context, address: &str, wanted: &str) -> Result<SecretString, EngineError> {
+    let copies: Vec<Resource> = context
+        .state()
+        .resources
+        .iter()
+        .filter(|resource| resource.kind == "secret" && resource.address != address)
+        .filter(|resource| resource.attributes.get("value_sha256").and_then(Value::as_str) == Some(wanted))
+        .cloned()
+        .collect();
+    for copy in copies {
+        let (Some(scope), Some(key)) = (copy.attributes.get("scope").and_then(Value::as_str), copy.attributes.get("key").and_then(Value::as_str)) else {
+            continue;
+        };
+        if let Some(value) = context.client(&copy.workspace).get_secret(scope, key).await?
+            && fingerprint(value.expose_secret()) == wanted
+        {
+            return Ok(value);
+        }
+    }
+    Err(EngineError::Invalid(format!(
+        "{address}: no reader scope still holds the token value; run `mlops plan` again, which then rotates the token"
+    )))
+}
+
+/// Verifies each new token against its registry, waits [`REVOKE_GRACE`] once, then revokes the
+/// tokens the new ones replaced.
 async fn finish_rotations(context: &Arc<Context>) -> Result<(), EngineError> {
     let minted: Vec<(String, SecretString)> =
         context.runtime().tokens.iter().map(|(workspace, value)| (workspace.clone(), value.clone())).collect();
+    let mut rotated = Vec::new();
     for (workspace, value) in minted {
         let address = single(&workspace, Kind::Token);
         let Some(resource) = context.recorded(&address) else { continue };
@@ -394,14 +469,20 @@ async fn finish_rotations(context: &Arc<Context>) -> Result<(), EngineError> {
         if superseded.is_empty() {
             continue;
         }
-
         verify_token(context, &workspace, value).await?;
+        rotated.push((workspace, address, resource, superseded));
+    }
+    if rotated.is_empty() {
+        return Ok(());
+    }
+
+    tokio::time::sleep(REVOKE_GRACE).await;
+    for (workspace, address, mut resource, superseded) in rotated {
         let client = context.client(&workspace);
         for token_id in &superseded {
             client.delete_token(token_id).await?;
             context.reporter.report(Event::Note { message: format!("{address}: revoked the old token {token_id}") });
         }
-        let mut resource = resource.clone();
         resource.attributes.remove("superseded_token_ids");
         context.save(resource)?;
     }
@@ -424,15 +505,28 @@ async fn verify_token(context: &Context, workspace: &str, value: SecretString) -
 }
 
 async fn secret_scope(context: &Context, change: &Change) -> Result<String, EngineError> {
+    let client = context.client(&change.workspace);
     let name = after_str(change, "name")?;
+    let recorded_baseline = context.recorded(&change.address).and_then(|resource| resource.attributes.get("baseline_principals").cloned());
+
     if change.action == Action::Create {
-        match context.client(&change.workspace).create_scope(&name).await {
+        match client.create_scope(&name).await {
             Ok(()) => {}
             Err(error) if error.is_already_exists() => {}
             Err(error) => return Err(error.into()),
         }
     }
-    context.record(change, &name, attributes([("name", json!(name))]), None)?;
+    for principal in after_list(change, "remove_principals") {
+        ignore_missing(client.delete_acl(&name, &principal).await)?;
+    }
+    let baseline = match (change.action, recorded_baseline) {
+        (Action::Update, Some(baseline)) => baseline,
+        _ => {
+            let principals: Vec<String> = client.list_acls(&name).await?.into_iter().map(|acl| acl.principal).collect();
+            json!(principals)
+        }
+    };
+    context.record(change, &name, attributes([("name", json!(name)), ("baseline_principals", baseline)]), None)?;
     Ok(name)
 }
 
@@ -475,28 +569,7 @@ async fn secret_value(context: &Context, change: &Change, key: &str) -> Result<S
     }
 
     let wanted = after_str(change, "value_sha256")?;
-    let copies: Vec<Resource> = context
-        .state()
-        .resources
-        .iter()
-        .filter(|resource| resource.kind == "secret" && resource.address != change.address)
-        .filter(|resource| resource.attributes.get("value_sha256").and_then(Value::as_str) == Some(wanted.as_str()))
-        .cloned()
-        .collect();
-    for copy in copies {
-        let (Some(scope), Some(copy_key)) = (copy.attributes.get("scope").and_then(Value::as_str), copy.attributes.get("key").and_then(Value::as_str)) else {
-            continue;
-        };
-        if let Some(value) = context.client(&copy.workspace).get_secret(scope, copy_key).await?
-            && fingerprint(value.expose_secret()) == wanted
-        {
-            return Ok(value);
-        }
-    }
-    Err(EngineError::Invalid(format!(
-        "{}: no reader scope still holds the token of {registry}; run `mlops plan` again, which then rotates the token",
-        change.address
-    )))
+    read_copy(context, &change.address, &wanted).await
 }
 
 /// Returns the host or workspace id that a plain secret holds.
@@ -585,6 +658,16 @@ async fn remove_grant(client: &WorkspaceClient, object: PermissionObject, princi
     }
     client.set_permissions(object, &keep).await?;
     Ok(())
+}
+
+fn after_list(change: &Change, key: &str) -> Vec<String> {
+    change
+        .after
+        .as_ref()
+        .and_then(|after| after.get(key))
+        .cloned()
+        .and_then(|value| serde_json::from_value(value).ok())
+        .unwrap_or_default()
 }
 
 fn after_str(change: &Change, key: &str) -> Result<String, EngineError> {

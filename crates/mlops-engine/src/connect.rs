@@ -50,7 +50,7 @@ pub fn connect(config: &Config, mut endpoints: BTreeMap<String, Endpoint>) -> Re
             Some(endpoint) => (endpoint.base_url, endpoint.credentials),
             None => (workspace.host.clone(), credentials(&workspace.name, &workspace.auth, &workspace.host)?),
         };
-        let client = WorkspaceClient::new(&base_url, credentials, ClientOptions::default())?;
+        let client = WorkspaceClient::new(&base_url, credentials, client_options()?)?;
         clients.insert(workspace.name.clone(), client);
     }
     Ok(Workspaces { clients })
@@ -111,4 +111,17 @@ fn read_env(workspace: &str, variable: &str) -> Result<SecretString, EngineError
             hint: format!("export {variable} with the credential of workspace `{workspace}`"),
         }),
     }
+}
+
+/// Returns the client options, with the retry budget taken from `MLOPS_RETRY_BUDGET_SECONDS`
+/// when it is set (the default is five minutes).
+fn client_options() -> Result<ClientOptions, EngineError> {
+    let mut options = ClientOptions::default();
+    if let Ok(text) = env::var("MLOPS_RETRY_BUDGET_SECONDS") {
+        let seconds: u64 = text.trim().parse().map_err(|_| {
+            EngineError::Invalid(format!("invalid MLOPS_RETRY_BUDGET_SECONDS `{text}`: expected a whole number of seconds"))
+        })?;
+        options.retry_budget = std::time::Duration::from_secs(seconds);
+    }
+    Ok(options)
 }

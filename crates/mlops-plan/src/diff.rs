@@ -235,6 +235,9 @@ impl<'a> Builder<'a> {
             changes.extend(self.authoritative_revocations(workspace, live));
         }
         changes.push(self.service_principal_change(workspace, live, &mut facts)?);
+        if let Some(group) = changes.iter_mut().find(|change| change.kind == Kind::Group) {
+            self.unexpected_members(group, live, &facts);
+        }
         changes.push(self.membership_change(workspace, live, &facts));
         changes.push(self.registry_permission_change(workspace, live, &facts));
         changes.push(self.token_change(workspace, live, &mut facts));
@@ -419,6 +422,36 @@ impl<'a> Builder<'a> {
         Ok(change)
     }
 
+    /// Turns members added to the managed group outside mlops into an update that removes them.
+    /// Members the group had when mlops created or adopted it are left alone.
+    fn unexpected_members(&self, change: &mut Change, live: &LiveWorkspace, facts: &RegistryFacts) {
+        if change.action != Action::NoOp {
+            return;
+        }
+        let Some(group) = facts.group_id.as_deref().and_then(|id| live.group_by_id(id)) else { return };
+        let baseline: Vec<String> = self
+            .recorded(&change.address)
+            .and_then(|resource| resource.attributes.get("baseline_members").cloned())
+            .and_then(|value| serde_json::from_value(value).ok())
+            .unwrap_or_default();
+        let unexpected: Vec<String> = group
+            .members
+            .iter()
+            .filter(|member| Some(member.as_str()) != facts.service_principal_id.as_deref() && !baseline.contains(member))
+            .cloned()
+            .collect();
+        if unexpected.is_empty() {
+            return;
+        }
+        change.action = Action::Update;
+        change.drift = true;
+        change.reasons.push(format!("unexpected member(s) {} added outside mlops", unexpected.join(", ")));
+        change.before = Some(attributes([("display_name", json!(group.display_name)), ("members", json!(group.members))]));
+        if let Some(after) = change.after.as_mut() {
+            after.insert("remove_members".to_owned(), json!(unexpected));
+        }
+    }
+
     fn membership_change(&self, workspace: &str, live: &LiveWorkspace, facts: &RegistryFacts) -> Change {
         let config = self.input.config;
         let address = single(workspace, Kind::GroupMember);
@@ -539,6 +572,18 @@ impl<'a> Builder<'a> {
             return change;
         }
         facts.token_sha256 = recorded_string(resource, "value_sha256");
+        let superseded: Vec<String> = resource
+            .attributes
+            .get("superseded_token_ids")
+            .cloned()
+            .and_then(|value| serde_json::from_value(value).ok())
+            .unwrap_or_default();
+        if !superseded.is_empty() {
+            change.remote_id = Some(token.token_id.clone());
+            change.action = Action::Update;
+            change.reasons.push(format!("old token(s) {} still to be revoked after an interrupted rotation", superseded.join(", ")));
+            return change;
+        }
         change.no_op(&token.token_id)
     }
 
@@ -573,7 +618,8 @@ impl<'a> Builder<'a> {
     /// Turns a no-op token change into a rotation when a pass after it found the value lost.
     fn finish_token_change(&self, change: &mut Change) {
         let facts = &self.registries[&change.workspace];
-        if change.action == Action::NoOp && facts.token_sha256.is_none() {
+        if matches!(change.action, Action::NoOp | Action::Update) && facts.token_sha256.is_none() {
+            change.reasons.clear();
             change.action = Action::Rotate;
             change.drift = true;
             change.reasons.push("no reader scope holds the token value any more".to_owned());
@@ -623,12 +669,47 @@ impl<'a> Builder<'a> {
     fn scope_change(&self, reader: &str, live: &LiveWorkspace, name: &str) -> Change {
         let address = keyed(reader, Kind::SecretScope, name);
         let recorded = self.recorded(&address);
-        let change = Change::new(&address, Kind::SecretScope, reader, attributes([("name", json!(name))]));
+        let mut change = Change::new(&address, Kind::SecretScope, reader, attributes([("name", json!(name))]));
         match (live.scope(name), recorded) {
-            (Some(_), Some(_)) => change.no_op(name),
+            (Some(scope), Some(resource)) => {
+                let unexpected = self.unexpected_acls(reader, live, scope, resource);
+                if unexpected.is_empty() {
+                    return change.no_op(name);
+                }
+                change.remote_id = Some(name.to_owned());
+                change.action = Action::Update;
+                change.drift = true;
+                let listed: Vec<String> = unexpected.iter().map(|acl| format!("`{}` ({})", acl.principal, acl.permission)).collect();
+                change.reasons.push(format!("unexpected principal(s) {} added outside mlops", listed.join(", ")));
+                if let Some(after) = change.after.as_mut() {
+                    after.insert("remove_principals".to_owned(), json!(unexpected.iter().map(|acl| acl.principal.clone()).collect::<Vec<_>>()));
+                }
+                change
+            }
             (Some(_), None) => change.import(name),
             (None, recorded) => change.create(recorded.is_some()),
         }
+    }
+
+    /// Returns the ACLs of a managed scope that neither the configuration asks for nor the scope
+    /// had when mlops created or adopted it.
+    fn unexpected_acls(&self, reader: &str, live: &LiveWorkspace, scope: &crate::live::LiveScope, resource: &Resource) -> Vec<crate::live::LiveAcl> {
+        let config = self.input.config;
+        let mut expected = scope_reader_principals(config, reader);
+        expected.push(config.names.group.clone());
+        let baseline: Vec<String> = resource
+            .attributes
+            .get("baseline_principals")
+            .cloned()
+            .and_then(|value| serde_json::from_value(value).ok())
+            .unwrap_or_default();
+        let _ = live;
+        scope
+            .acls
+            .iter()
+            .filter(|acl| !expected.contains(&acl.principal) && !baseline.contains(&acl.principal))
+            .cloned()
+            .collect()
     }
 
     fn secret_change(&self, reader: &str, live: &LiveWorkspace, scope: &str, key: &str, value: &SecretValue) -> Change {

@@ -42,7 +42,7 @@ pub fn fast_options() -> ClientOptions {
     }
 }
 
-/// A bearer-token client for `base_url` with [`fast_options`].
+/// Creates a bearer-token client for `base_url` with [`fast_options`].
 pub fn client(base_url: &str) -> WorkspaceClient {
     client_with(base_url, fast_options())
 }
@@ -51,7 +51,7 @@ pub fn client_with(base_url: &str, options: ClientOptions) -> WorkspaceClient {
     WorkspaceClient::new(base_url, Credentials::Bearer(TOKEN.into()), options).unwrap()
 }
 
-/// A JSON response with the given status and body text.
+/// Builds a JSON response with the given status and body text.
 pub fn json_response(status: u16, body: &str) -> Response {
     let status = StatusCode::from_u16(status).unwrap();
     (
@@ -85,13 +85,13 @@ impl Counter {
 
 /// What the raw server does with one connection.
 pub enum RawAction {
-    /// Read the request, then close the connection without answering.
+    /// Read the request, then close the connection without a response.
     Drop,
     /// Read the request, then write these bytes and close.
     Respond(Vec<u8>),
 }
 
-/// A plain TCP server that handles each connection with the next queued action.
+/// Starts a plain TCP server that handles each connection with the next queued action.
 ///
 /// Returns the base URL and a counter of requests read. Once the queue is empty, every
 /// further connection is dropped.
@@ -114,7 +114,7 @@ pub async fn serve_raw(actions: Vec<RawAction>) -> (String, Counter) {
     (format!("http://{address}"), counter)
 }
 
-/// A complete HTTP/1.1 response with a JSON body.
+/// Builds a complete HTTP/1.1 response with a JSON body.
 pub fn raw_json(status: u16, body: &str) -> RawAction {
     let text = format!(
         "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
