@@ -2,6 +2,7 @@
 
 mod support;
 
+mod adoption;
 mod config_errors;
 mod drift;
 mod embedded;

@@ -1,5 +1,5 @@
-//! Emulator-only control endpoints under `/_emulator`: the clock, fault rules and service
-//! principal OAuth secrets. Every one needs an admin caller.
+//! Emulator-only control endpoints under `/_emulator`: the clock, fault rules, service
+//! principal OAuth secrets and user access tokens. Every one needs an admin caller.
 
 use axum::Json;
 use axum::Router;
@@ -27,6 +27,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(
             "/_emulator/service-principals/{id}/secret",
             post(create_service_principal_secret),
+        )
+        .route(
+            "/_emulator/users/{id}/access-token",
+            post(create_user_access_token),
         )
 }
 
@@ -152,4 +156,32 @@ async fn create_service_principal_secret(
         Ok((client_id, secret))
     })?;
     Ok(Json(json!({ "client_id": client_id, "client_secret": secret })).into_response())
+}
+
+/// Issues an OAuth access token for a user, as an interactive (user-to-machine) login would, so a
+/// test can act as a non-admin user. Unlike a personal access token it needs no token permission.
+async fn create_user_access_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    require_admin(&state, &caller)?;
+    let access_token = state.write(|ws, ctx| {
+        let user = id
+            .parse::<u64>()
+            .ok()
+            .and_then(|numeric| ws.users.get(&numeric))
+            .filter(|user| user.active)
+            .ok_or_else(|| {
+                ApiError::not_found(format!("Active user with id {id} does not exist."))
+            })?;
+        let owner = crate::model::PrincipalId::User(user.id);
+        Ok(crate::oauth::issue_access_token(ws, owner, ctx.now_ms))
+    })?;
+    let body = json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": crate::ACCESS_TOKEN_LIFETIME_SECONDS,
+    });
+    Ok(Json(body).into_response())
 }

@@ -4,7 +4,8 @@
 //! router, usually on its own loopback listener, so the listener decides the workspace.
 //!
 //! The emulator covers these endpoints:
-//! - SCIM groups, service principals and `Me`;
+//! - SCIM groups, service principals, users and `Me`;
+//! - the host metadata at `/.well-known/databricks-config` that newer SDKs read first;
 //! - token management and personal tokens;
 //! - the permissions of tokens and of the registry root;
 //! - secret scopes, secrets and ACLs;
@@ -25,7 +26,9 @@
 //! - `GET|POST|DELETE /_emulator/faults` reads, replaces or clears the fault rules (a JSON list
 //!   of [`FaultRule`]);
 //! - `POST /_emulator/service-principals/{id}/secret` creates OAuth client credentials for a
-//!   service principal.
+//!   service principal;
+//! - `POST /_emulator/users/{id}/access-token` issues a one-hour OAuth access token for a user,
+//!   as an interactive login would.
 //!
 //! Environment: `MLOPS_NOW` (RFC 3339) freezes the clock when the emulator is created, and
 //! `MLOPS_EMULATOR_LATENCY_MS` delays every request by that many milliseconds.

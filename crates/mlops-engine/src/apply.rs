@@ -361,6 +361,9 @@ async fn token(context: &Context, change: &Change) -> Result<String, EngineError
     if change.action == Action::Update {
         return revoke_superseded(context, change).await;
     }
+    if change.action == Action::Import {
+        return import_token(context, change).await;
+    }
     let client = context.client(&change.workspace);
     let (owner_id, application_id) = context.principal(&change.workspace)?;
     let comment = token_comment(&change.address);
@@ -400,6 +403,33 @@ async fn token(context: &Context, change: &Change) -> Result<String, EngineError
     Ok(token_id)
 }
 
+/// Adopts an existing token after checking, through a copy in a reader scope, that its value
+/// authenticates as the service principal.
+async fn import_token(context: &Context, change: &Change) -> Result<String, EngineError> {
+    let token_id = change.remote_id.clone().unwrap_or_default();
+    let wanted = after_str(change, "value_sha256")?;
+    let (owner_id, application_id) = context.principal(&change.workspace)?;
+    let value = read_copy(context, &change.workspace, &change.address, &wanted).await?;
+    verify_token(context, &change.workspace, value).await?;
+
+    let info = context
+        .client(&change.workspace)
+        .get_token(&token_id)
+        .await?
+        .ok_or_else(|| EngineError::Invalid(format!("{}: token {token_id} disappeared during apply", change.address)))?;
+    let attributes = attributes([
+        ("token_id", json!(token_id)),
+        ("owner_id", json!(owner_id)),
+        ("owner_application_id", json!(application_id)),
+        ("creation_time", json!(info.creation_time)),
+        ("expiry_time", json!(info.expiry_time)),
+        ("comment", json!(info.comment)),
+        ("value_sha256", json!(wanted)),
+    ]);
+    context.record(change, &token_id, attributes, None)?;
+    Ok(token_id)
+}
+
 /// Finishes an interrupted rotation: verifies the current token through a copy that a reader
 /// scope holds, then revokes the tokens it replaced.
 async fn revoke_superseded(context: &Context, change: &Change) -> Result<String, EngineError> {
@@ -407,7 +437,7 @@ async fn revoke_superseded(context: &Context, change: &Change) -> Result<String,
         .recorded(&change.address)
         .ok_or_else(|| EngineError::Invalid(format!("{}: not in state", change.address)))?;
     let wanted = resource.attributes.get("value_sha256").and_then(Value::as_str).unwrap_or_default().to_owned();
-    let value = read_copy(context, &change.address, &wanted).await?;
+    let value = read_copy(context, &change.workspace, &change.address, &wanted).await?;
     verify_token(context, &change.workspace, value).await?;
 
     let superseded: Vec<String> = resource
@@ -425,29 +455,23 @@ async fn revoke_superseded(context: &Context, change: &Change) -> Result<String,
     Ok(change.remote_id.clone().unwrap_or_default())
 }
 
-/// Reads the value of a token from any reader scope whose recorded fingerprint is `wanted`,
-/// checking the live value against the fingerprint.
-async fn read_copy(context: &Context, address: &str, wanted: &str) -> Result<SecretString, EngineError> {
-    let copies: Vec<Resource> = context
-        .state()
-        .resources
-        .iter()
-        .filter(|resource| resource.kind == "secret" && resource.address != address)
-        .filter(|resource| resource.attributes.get("value_sha256").and_then(Value::as_str) == Some(wanted))
-        .cloned()
-        .collect();
-    for copy in copies {
-        let (Some(scope), Some(key)) = (copy.attributes.get("scope").and_then(Value::as_str), copy.attributes.get("key").and_then(Value::as_str)) else {
+/// Reads the value of a registry's token from the first reader scope whose live value has the
+/// fingerprint `wanted`, skipping the secret at `skip`.
+async fn read_copy(context: &Context, registry: &str, skip: &str, wanted: &str) -> Result<SecretString, EngineError> {
+    for link in context.config.links.iter().filter(|link| link.registry == registry) {
+        let key = format!("{}-token", link.prefix);
+        let address = mlops_plan::address::keyed(&link.reader, Kind::Secret, &format!("{}/{key}", link.scope));
+        if address == skip {
             continue;
-        };
-        if let Some(value) = context.client(&copy.workspace).get_secret(scope, key).await?
+        }
+        if let Some(value) = context.client(&link.reader).get_secret(&link.scope, &key).await?
             && fingerprint(value.expose_secret()) == wanted
         {
             return Ok(value);
         }
     }
     Err(EngineError::Invalid(format!(
-        "{address}: no reader scope still holds the token value; run `mlops plan` again, which then rotates the token"
+        "{registry}/token: no reader scope still holds the token value; run `mlops plan` again, which then rotates the token"
     )))
 }
 
@@ -569,7 +593,7 @@ async fn secret_value(context: &Context, change: &Change, key: &str) -> Result<S
     }
 
     let wanted = after_str(change, "value_sha256")?;
-    read_copy(context, &change.address, &wanted).await
+    read_copy(context, &registry, &change.address, &wanted).await
 }
 
 /// Returns the host or workspace id that a plain secret holds.

@@ -102,7 +102,29 @@ async fn read_workspace(config: &Config, state: &State, name: &str, client: &Wor
         live.token_permissions = registry.token_permissions;
         live.registry_permissions = registry.registry_permissions;
     }
+    if config.token_usage.mode == mlops_config::TokenUsageMode::Authoritative {
+        read_grantee_groups(client, &mut live).await.map_err(wrap)?;
+    }
     Ok(live)
+}
+
+/// Reads the members of every group that holds token permissions, and of `admins`, so that a
+/// plan can count the tokens that authoritative mode would revoke.
+async fn read_grantee_groups(client: &WorkspaceClient, live: &mut LiveWorkspace) -> Result<(), mlops_databricks::Error> {
+    let mut names: BTreeSet<String> = BTreeSet::from(["admins".to_owned()]);
+    for grant in live.token_permissions.iter().flatten() {
+        if let Some(name) = grant.principal.strip_prefix("group:") {
+            names.insert(name.to_owned());
+        }
+    }
+    for name in names {
+        if live.groups.iter().any(|group| group.display_name == name) {
+            continue;
+        }
+        let filter = format!("displayName eq \"{name}\"");
+        live.groups.extend(client.list_groups(Some(&filter)).await?.into_iter().map(live_group));
+    }
+    Ok(())
 }
 
 async fn read_groups(config: &Config, state: &State, name: &str, client: &WorkspaceClient) -> Result<Vec<LiveGroup>, mlops_databricks::Error> {

@@ -21,6 +21,9 @@ const REGISTRY_READ_LEVELS: [&str; 5] =
 
 const MILLIS_PER_DAY: i64 = 86_400_000;
 
+/// How the Terraform module's tokens begin their comment: `PAT on behalf of <display name>`.
+const MODULE_TOKEN_COMMENT: &str = "PAT on behalf of ";
+
 /// Everything a plan is made from.
 pub struct PlanInput<'a> {
     pub config: &'a Config,
@@ -323,7 +326,7 @@ impl<'a> Builder<'a> {
                 let name = grant.principal.split_once(':').map_or(grant.principal.as_str(), |(_, name)| name);
                 let address = keyed(workspace, Kind::TokenPermission, name);
                 let mut reasons = vec!["not declared and token_usage.mode is authoritative".to_owned()];
-                reasons.push("its principals lose their tokens at once".to_owned());
+                reasons.push(format!("revokes {} live token(s) at once", revoked_token_count(live, &grant.principal, &wanted)));
                 if !config.token_usage.allow_revoke.iter().any(|allowed| allowed == name) {
                     reasons.push(format!("apply refuses unless `{name}` is listed in token_usage.allow_revoke"));
                 }
@@ -535,7 +538,7 @@ impl<'a> Builder<'a> {
             return change;
         };
         let Some(resource) = recorded else {
-            return change.create(false);
+            return self.adopt_token(change, workspace, live, &principal_id, facts);
         };
         change.remote_id = Some(resource.remote_id.clone());
         change.before = Some(resource.attributes.clone());
@@ -585,6 +588,60 @@ impl<'a> Builder<'a> {
             return change;
         }
         change.no_op(&token.token_id)
+    }
+
+    /// Adopts a token of the service principal that mlops or the Terraform module made, when every
+    /// reader scope holds one same value for it; otherwise plans a new token.
+    fn adopt_token(&self, mut change: Change, workspace: &str, live: &LiveWorkspace, principal_id: &str, facts: &mut RegistryFacts) -> Change {
+        let marker = token_comment(&change.address);
+        let mut candidates: Vec<&crate::live::LiveToken> = live
+            .tokens
+            .iter()
+            .filter(|token| token.owner_id.as_deref() == Some(principal_id))
+            .filter(|token| token.comment == marker || token.comment.starts_with(MODULE_TOKEN_COMMENT))
+            .filter(|token| token.expiry_time < 0 || token.expiry_time > self.now_ms)
+            .collect();
+        candidates.sort_by_key(|token| std::cmp::Reverse(token.creation_time));
+        let Some(token) = candidates.first() else {
+            return change.create(false);
+        };
+        let Some(sha256) = self.reader_token_sha256(workspace) else {
+            change.reasons.push(format!("token {} exists, but the reader scopes do not all hold one value for it", token.token_id));
+            return change.create(false);
+        };
+
+        facts.token_sha256 = Some(sha256.clone());
+        change.remote_id = Some(token.token_id.clone());
+        change.action = Action::Import;
+        change.reasons.push(format!("token {} exists but is not in state", token.token_id));
+        if let Some(after) = change.after.as_mut() {
+            after.insert("token_id".to_owned(), json!(token.token_id));
+            after.insert("value_sha256".to_owned(), json!(sha256));
+        }
+        let remaining = token.expiry_time - self.now_ms;
+        if token.expiry_time >= 0 && remaining < i64::from(self.input.config.tokens.rotate_before_days) * MILLIS_PER_DAY {
+            change.action = Action::Rotate;
+            facts.token_sha256 = None;
+            change.reasons = vec![format!("expires {}, in {} days", date_of(token.expiry_time), remaining / MILLIS_PER_DAY)];
+        }
+        change
+    }
+
+    /// Returns the one fingerprint that every reader scope of this registry holds as its token.
+    fn reader_token_sha256(&self, registry: &str) -> Option<String> {
+        let config = self.input.config;
+        let mut found: Option<String> = None;
+        for link in config.links.iter().filter(|link| link.registry == registry) {
+            let live = self.input.live.workspaces.get(&link.reader)?;
+            let key = format!("{}-token", link.prefix);
+            let address = keyed(&link.reader, Kind::Secret, &format!("{}/{key}", link.scope));
+            let sha256 = self.live_secret_sha256(live, &link.scope, &key, &address)?;
+            match &found {
+                Some(previous) if *previous != sha256 => return None,
+                _ => found = Some(sha256),
+            }
+        }
+        found
     }
 
     /// Rotates a token whose value no reader scope still holds, since apply cannot copy it.
@@ -802,6 +859,28 @@ impl<'a> Builder<'a> {
             (None, recorded) => change.create(recorded.is_some()),
         }
     }
+}
+
+/// Counts the live tokens whose owners lose `CAN_USE` when `principal` loses its grant: members
+/// of the group (everyone for `users`), less those that keep a grant through `admins` or a
+/// declared group.
+fn revoked_token_count(live: &LiveWorkspace, principal: &str, kept: &[String]) -> usize {
+    let members_of = |name: &str| -> Vec<String> { live.groups_named(name).iter().flat_map(|group| group.members.clone()).collect() };
+    let mut keeping: Vec<String> = members_of("admins");
+    for group in kept {
+        keeping.extend(members_of(group.trim_start_matches("group:")));
+    }
+    let losing = |owner: &str| -> bool {
+        if keeping.iter().any(|member| member == owner) {
+            return false;
+        }
+        match principal.split_once(':') {
+            Some(("group", "users")) => true,
+            Some(("group", name)) => members_of(name).iter().any(|member| member == owner),
+            _ => false,
+        }
+    };
+    live.tokens.iter().filter(|token| token.owner_id.as_deref().is_some_and(losing)).count()
 }
 
 fn source_registry(value: &SecretValue) -> &str {

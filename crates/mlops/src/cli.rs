@@ -1,6 +1,7 @@
 //! Command-line arguments.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -22,6 +23,17 @@ pub struct GlobalArgs {
     /// More log output on stderr: -v info, -vv debug, -vvv trace (RUST_LOG overrides).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// How long to wait for another process to release the state lock, such as 30s or 2m.
+    #[arg(long, global = true, default_value = "0s", value_name = "DURATION", value_parser = parse_lock_timeout)]
+    pub lock_timeout: Duration,
+}
+
+/// Parses a lock timeout such as `30s`, `2m`, `1m 30s` or `PT30S` into a duration.
+fn parse_lock_timeout(text: &str) -> Result<Duration, String> {
+    let parsed: jiff::SignedDuration = text
+        .parse()
+        .map_err(|error| format!("invalid duration `{text}` ({error}): write it like 30s, 2m or 1m 30s"))?;
+    Duration::try_from(parsed).map_err(|_| format!("invalid duration `{text}`: a lock timeout cannot be negative"))
 }
 
 #[derive(Debug, Subcommand)]

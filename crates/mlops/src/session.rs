@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use mlops_config::Config;
 use mlops_engine::{Event, Reporter, Workspaces};
 use mlops_plan::{Live, Operation, Plan, PlanInput};
-use mlops_state::{State, StateLock, StateStore};
+use mlops_state::{State, StateError, StateLock, StateStore};
 
 use crate::embedded::Embedded;
 
@@ -24,6 +24,32 @@ pub struct Session {
     pub now: Timestamp,
     /// Held while the session lives, so one writer at a time touches the state.
     _lock: StateLock,
+}
+
+/// Time [`Session::open`] waits for the state lock, set from `--lock-timeout`; zero when unset.
+static LOCK_TIMEOUT: OnceLock<Duration> = OnceLock::new();
+
+/// Sets how long [`Session::open`] waits for another process to release the state lock.
+pub fn set_lock_timeout(timeout: Duration) {
+    let _ = LOCK_TIMEOUT.set(timeout);
+}
+
+/// Takes the state lock, first without waiting, then, when another process holds it, waiting
+/// up to the lock timeout with a note on stderr that names the holder.
+fn take_lock(store: &StateStore, operation: &str) -> anyhow::Result<StateLock> {
+    let timeout = LOCK_TIMEOUT.get().copied().unwrap_or(Duration::ZERO);
+    match store.lock(operation, Duration::ZERO) {
+        Ok(lock) => Ok(lock),
+        Err(StateError::LockTimeout { holder, .. }) if !timeout.is_zero() => {
+            let holder = holder.map_or_else(
+                || "a process that has not recorded itself yet".to_owned(),
+                |holder| format!("lock {} ({}) of process {} on host {}", holder.id, holder.operation, holder.pid, holder.host),
+            );
+            eprintln!("The state {} is locked by {holder}; waiting up to {timeout:?} for it.", store.path().display());
+            Ok(store.lock(operation, timeout)?)
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Loads and validates the configuration.
@@ -47,7 +73,7 @@ impl Session {
         let config = load_config(config_path)?;
         let now = now()?;
         let store = StateStore::new(&config.state_path);
-        let lock = store.lock(operation, Duration::from_secs(0))?;
+        let lock = take_lock(&store, operation)?;
 
         let (embedded, endpoints) = match &config.emulator {
             Some(settings) => {

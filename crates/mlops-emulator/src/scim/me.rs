@@ -11,7 +11,7 @@ use crate::model::{PrincipalId, Workspace};
 use crate::server::{AppState, Params};
 
 /// Schema URNs of a workspace user.
-const USER_SCHEMAS: [&str; 2] = [
+pub(super) const USER_SCHEMAS: [&str; 2] = [
     "urn:ietf:params:scim:schemas:core:2.0:User",
     "urn:ietf:params:scim:schemas:extension:workspace:2.0:User",
 ];

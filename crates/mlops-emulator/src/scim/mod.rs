@@ -1,10 +1,11 @@
-//! SCIM 2.0 endpoints under `/api/2.0/preview/scim/v2`: Groups, ServicePrincipals and Me.
+//! SCIM 2.0 endpoints under `/api/2.0/preview/scim/v2`: Groups, ServicePrincipals, Users and Me.
 
 pub(crate) mod filter;
 mod groups;
 mod me;
 mod patch;
 mod service_principals;
+mod users;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -63,6 +64,14 @@ pub(crate) fn routes() -> Router<AppState> {
                 .put(service_principals::replace)
                 .patch(service_principals::patch)
                 .delete(service_principals::delete),
+        )
+        .route(
+            &format!("{BASE}/Users"),
+            get(users::list).post(users::create),
+        )
+        .route(
+            &format!("{BASE}/Users/{{id}}"),
+            get(users::get).delete(users::delete),
         )
         .route(&format!("{BASE}/Me"), get(me::me))
 }

@@ -10,3 +10,4 @@ mod routing;
 mod scim;
 mod secrets;
 mod tokens;
+mod users;

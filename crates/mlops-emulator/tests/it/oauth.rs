@@ -38,6 +38,24 @@ async fn discovery_uses_request_host() {
 }
 
 #[tokio::test]
+async fn host_metadata_names_oidc_root() {
+    let running = start().await;
+    let anonymous = running.anonymous("staging");
+    let base_url = &running.listener("staging").base_url;
+
+    let reply = anonymous.get("/.well-known/databricks-config").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body["workspace_id"], "123456789");
+    assert_eq!(reply.body["oidc_endpoint"], format!("{base_url}/oidc"));
+    assert_eq!(reply.body["cloud"], "AWS");
+
+    let discovery = anonymous
+        .get("/oidc/.well-known/oauth-authorization-server")
+        .await;
+    assert_eq!(discovery.status, 200);
+}
+
+#[tokio::test]
 async fn client_credentials_flow_issues_hour_tokens() {
     let running = start().await;
     running

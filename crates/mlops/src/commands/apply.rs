@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use mlops_engine::{ApplyOptions, ApplyOutcome};
 use mlops_plan::plan::FORMAT_VERSION;
-use mlops_plan::{Operation, Plan, render};
+use mlops_plan::{Operation, Plan, Summary};
 
 use super::hinted;
 use crate::cli::{ApplyArgs, DestroyArgs, Format};
@@ -14,14 +14,16 @@ use crate::session::{Session, reporter};
 
 pub async fn run(config_path: &Path, args: ApplyArgs) -> anyhow::Result<u8> {
     let session = Session::open(config_path, "apply").await?;
-    let state = session.read_or_create_state()?;
     let plan = match &args.plan {
         Some(path) => {
             let plan = load_saved_plan(path)?;
-            check_saved_plan(&plan, path, &session, &state)?;
+            check_saved_plan(&plan, path, &session)?;
             plan
         }
-        None => session.plan(&state, Operation::Apply).await?.1,
+        None => {
+            let state = session.read_or_create_state()?;
+            session.plan(&state, Operation::Apply).await?.1
+        }
     };
     execute(&session, plan, args.auto_approve || args.plan.is_some(), "apply").await
 }
@@ -103,17 +105,39 @@ fn load_saved_plan(path: &Path) -> anyhow::Result<Plan> {
             "make a new plan with this mlops: `mlops plan --out FILE`",
         ));
     }
-    serde_json::from_value(value).map_err(|error| {
+    let plan: Plan = serde_json::from_value(value).map_err(|error| {
         hinted(
             format!("the plan file `{}` is damaged: {error}", path.display()),
             "make a new plan with `mlops plan --out FILE`",
         )
-    })
+    })?;
+
+    if plan.summary != Summary::of(&plan.changes) {
+        return Err(hinted(
+            format!("the plan file `{}` is damaged: its summary does not match its list of changes", path.display()),
+            "make a new plan with `mlops plan --out FILE`",
+        ));
+    }
+    Ok(plan)
 }
 
 /// Refuses a saved plan made against another state or configuration than the current ones.
-fn check_saved_plan(plan: &Plan, path: &Path, session: &Session, state: &mlops_state::State) -> anyhow::Result<()> {
+///
+/// A missing state file is an error and is not created, so a refused plan leaves no trace.
+fn check_saved_plan(plan: &Plan, path: &Path, session: &Session) -> anyhow::Result<()> {
     let replan = "make a new plan with `mlops plan --out FILE`, review it, and apply that";
+    let Some(state) = session.store.read()? else {
+        return Err(hinted(
+            format!(
+                "the saved plan `{}` was made for state lineage {} at serial {}, but the state file `{}` does not exist",
+                path.display(),
+                plan.lineage,
+                plan.serial,
+                session.store.path().display()
+            ),
+            format!("restore the state file, or {replan}"),
+        ));
+    };
     if plan.lineage != state.lineage {
         return Err(hinted(
             format!(
@@ -146,6 +170,5 @@ fn check_saved_plan(plan: &Plan, path: &Path, session: &Session, state: &mlops_s
     if plan.operation != Operation::Apply {
         return Err(hinted(format!("the saved plan `{}` is not an apply plan", path.display()), replan));
     }
-    let _ = render::summary_line(&plan.summary);
     Ok(())
 }

@@ -30,6 +30,7 @@ pub fn hinted(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Er
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let config = cli.global.config;
+    crate::session::set_lock_timeout(cli.global.lock_timeout);
     runtime.block_on(async move {
         match cli.command {
             Command::Validate => validate::run(&config),
