@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-import selectors
+import queue
 import subprocess
 import threading
 import time
@@ -71,38 +71,36 @@ class Served:
             stdin=subprocess.DEVNULL,
             cwd=log_path.parent,
         )
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
         expected = args.count("--workspace") or 3
         try:
             lines = self._read_lines(expected)
-        except Exception:
+        except BaseException:
             self.stop()
             raise
         self.workspaces = {line["name"]: ServedWorkspace(**line) for line in map(json.loads, lines)}
-        threading.Thread(target=self._drain, daemon=True).start()
 
     def _read_lines(self, count: int) -> list[str]:
         """Read the first `count` stdout lines, failing when the emulator exits or stalls."""
-        assert self.process.stdout is not None
-        selector = selectors.DefaultSelector()
-        selector.register(self.process.stdout, selectors.EVENT_READ)
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         lines: list[str] = []
         while len(lines) < count:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not selector.select(remaining):
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
                 pytest.fail(f"mlops emulator serve printed {len(lines)} of {count} workspaces in {START_TIMEOUT_SECONDS}s")
-            line = self.process.stdout.readline()
-            if not line:
+            if line is None:
                 pytest.fail(f"mlops emulator serve exited with code {self.process.wait()} before printing its workspaces")
-            lines.append(line.decode())
-        selector.close()
+            lines.append(line)
         return lines
 
-    def _drain(self) -> None:
-        """Read and drop later stdout, so the emulator never blocks on a full pipe."""
+    def _pump(self) -> None:
+        """Queue every stdout line, then `None` at the end, so the emulator never blocks on a full pipe."""
         assert self.process.stdout is not None
-        for _ in self.process.stdout:
-            pass
+        for line in self.process.stdout:
+            self._lines.put(line.decode())
+        self._lines.put(None)
 
     def __getitem__(self, name: str) -> ServedWorkspace:
         return self.workspaces[name]

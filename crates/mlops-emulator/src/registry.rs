@@ -45,6 +45,10 @@ pub(crate) fn routes() -> Router<AppState> {
         )
         .route("/api/2.0/mlflow/model-versions/get", get(get_model_version))
         .route(
+            "/api/2.0/mlflow/model-versions/get-download-uri",
+            get(get_download_uri),
+        )
+        .route(
             "/api/2.0/mlflow/model-versions/search",
             get(search_model_versions),
         )
@@ -409,22 +413,45 @@ async fn get_model_version(
     state.read(|ws, _| {
         require_read(ws, &caller)?;
         let model = find_model(ws, &name)?;
-        // NOTE: this is the open-source MLflow wording; the Databricks wording is unconfirmed.
-        let missing = || {
-            ApiError::not_found(format!(
-                "Model Version (name={name}, version={version}) not found"
-            ))
-        };
-        let number = version.parse::<u32>().map_err(|_| missing())?;
-        let found = model
-            .versions
-            .iter()
-            .find(|candidate| candidate.version == number)
-            .ok_or_else(missing)?;
+        let found = find_version(model, &version)?;
         Ok(Json(
             json!({ "model_version": render_version(model, found) }),
         ))
     })
+}
+
+/// Returns where a version's artifacts live, as a remote reader asks before it downloads a model.
+/// The emulator stores no artifacts, so this is the version's `source`.
+// NOTE: the real service may return a registry-managed location instead of the source.
+async fn get_download_uri(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: Params,
+) -> ApiResult<Json<Value>> {
+    let name = params.require("name")?.to_owned();
+    let version = params.require("version")?.to_owned();
+    state.read(|ws, _| {
+        require_read(ws, &caller)?;
+        let found = find_version(find_model(ws, &name)?, &version)?;
+        Ok(Json(json!({ "artifact_uri": found.source })))
+    })
+}
+
+/// Finds a version of a model by its number as text.
+fn find_version<'a>(model: &'a RegisteredModel, version: &str) -> ApiResult<&'a ModelVersion> {
+    // NOTE: this is the open-source MLflow wording; the Databricks wording is unconfirmed.
+    let missing = || {
+        ApiError::not_found(format!(
+            "Model Version (name={}, version={version}) not found",
+            model.name
+        ))
+    };
+    let number = version.parse::<u32>().map_err(|_| missing())?;
+    model
+        .versions
+        .iter()
+        .find(|candidate| candidate.version == number)
+        .ok_or_else(missing)
 }
 
 /// Searches versions by model name (`name='x'` or a LIKE pattern), newest first within a model.

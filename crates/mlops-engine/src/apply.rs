@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use mlops_config::{Config, TokenUsageMode};
 use mlops_databricks::{AccessControlRequest, AclPermission, PermissionObject, Principal, WorkspaceClient};
 use mlops_plan::address::{Kind, single};
-use mlops_plan::diff::token_comment;
+use mlops_plan::diff::{FIRST_TOKEN_COMMENT, token_comment};
 use mlops_plan::plan::Attributes;
 use mlops_plan::{Action, Change, Plan, fingerprint};
 use mlops_state::{Intent, Resource, State, StateStore};
@@ -27,6 +27,8 @@ use crate::connect::Workspaces;
 use crate::error::EngineError;
 use crate::refresh::verify_identity;
 use crate::report::{Event, Reporter};
+
+mod look_first;
 
 /// Lifetime of the personal token that brings a workspace's token permissions into existence.
 const FIRST_TOKEN_LIFETIME_SECONDS: i64 = 600;
@@ -195,7 +197,7 @@ async fn create_first_tokens(context: &Arc<Context>, plan: &Plan) -> Result<Vec<
         context.reporter.report(Event::Note {
             message: format!("{}: creating a short-lived personal token so that token permissions exist", workspace.name),
         });
-        let token = client.create_personal_token(Some(FIRST_TOKEN_LIFETIME_SECONDS), "mlops: first token of the workspace").await?;
+        let token = client.create_personal_token(Some(FIRST_TOKEN_LIFETIME_SECONDS), FIRST_TOKEN_COMMENT).await?;
         created.push((workspace.name.clone(), token.info.token_id));
     }
     Ok(created)
@@ -298,7 +300,7 @@ async fn service_principal(context: &Context, change: &Change) -> Result<String,
     let principal = match (change.action, &change.remote_id) {
         (Action::Create, _) | (_, None) => {
             context.record_intent(change, "create", &display_name)?;
-            client.create_service_principal(&display_name, &entitlements).await?
+            look_first::create_service_principal(context, change, &display_name, &entitlements).await?
         }
         (_, Some(id)) => {
             if change.action == Action::Update {
@@ -382,7 +384,15 @@ async fn token(context: &Context, change: &Change) -> Result<String, EngineError
     }
 
     context.record_intent(change, "create", &comment)?;
-    let created = client.create_obo_token(&application_id, Some(lifetime), &comment).await?;
+    let request = look_first::TokenRequest {
+        change,
+        owner_id: &owner_id,
+        application_id: &application_id,
+        lifetime_seconds: lifetime,
+        comment: &comment,
+        keep: &superseded,
+    };
+    let created = look_first::create_token(context, &request).await?;
     let token_id = created.info.token_id.clone();
     let value_sha256 = fingerprint(created.value.expose_secret());
     context.runtime().tokens.insert(change.workspace.clone(), created.value);

@@ -11,7 +11,7 @@ pub enum EngineError {
     Refresh {
         workspace: String,
         #[source]
-        source: mlops_databricks::Error,
+        source: Box<mlops_databricks::Error>,
     },
     #[error("{address}: {action} failed")]
     Step {
@@ -21,9 +21,9 @@ pub enum EngineError {
         source: Box<EngineError>,
     },
     #[error(transparent)]
-    Api(#[from] mlops_databricks::Error),
+    Api(Box<mlops_databricks::Error>),
     #[error(transparent)]
-    State(#[from] mlops_state::StateError),
+    State(Box<mlops_state::StateError>),
     #[error("{0}")]
     Invalid(String),
     #[error("credentials for workspace `{workspace}`: {message}")]
@@ -43,5 +43,24 @@ impl EngineError {
             EngineError::Refresh { .. } => Some("check the host and the credentials of that workspace, then run the command again".to_owned()),
             _ => None,
         }
+    }
+}
+
+impl From<mlops_databricks::Error> for EngineError {
+    fn from(error: mlops_databricks::Error) -> Self {
+        EngineError::Api(Box::new(error))
+    }
+}
+
+impl From<mlops_state::StateError> for EngineError {
+    fn from(error: mlops_state::StateError) -> Self {
+        EngineError::State(Box::new(error))
+    }
+}
+
+impl EngineError {
+    /// Wraps a failed read of a workspace.
+    pub fn refresh(workspace: &str, source: mlops_databricks::Error) -> Self {
+        EngineError::Refresh { workspace: workspace.to_owned(), source: Box::new(source) }
     }
 }

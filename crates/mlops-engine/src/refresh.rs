@@ -65,7 +65,7 @@ pub async fn refresh(config: &Config, state: &State, workspaces: &Workspaces, re
 ///
 /// Fails when the identity cannot be read or does not match.
 pub async fn verify_identity(config: &Config, name: &str, client: &WorkspaceClient) -> Result<String, EngineError> {
-    let me = client.me().await.map_err(|source| EngineError::Refresh { workspace: name.to_owned(), source })?;
+    let me = client.me().await.map_err(|source| EngineError::refresh(name, source))?;
     let Some(actual) = me.workspace_id else {
         return Err(EngineError::MissingWorkspaceId { workspace: name.to_owned() });
     };
@@ -80,7 +80,7 @@ pub async fn verify_identity(config: &Config, name: &str, client: &WorkspaceClie
 
 async fn read_workspace(config: &Config, state: &State, name: &str, client: &WorkspaceClient) -> Result<LiveWorkspace, EngineError> {
     let workspace_id = verify_identity(config, name, client).await?;
-    let wrap = |source| EngineError::Refresh { workspace: name.to_owned(), source };
+    let wrap = |source| EngineError::refresh(name, source);
     let is_registry = config.links.iter().any(|link| link.registry == name);
     let is_reader = config.links.iter().any(|link| link.reader == name);
 

@@ -1,4 +1,4 @@
-//! The objects a configuration asks for.
+//! The objects a configuration declares.
 
 use std::collections::BTreeSet;
 
@@ -9,7 +9,7 @@ use crate::address::{Kind, keyed, single};
 /// The secret key suffixes written into every reader scope.
 pub const SECRET_SUFFIXES: [&str; 3] = ["host", "token", "workspace-id"];
 
-/// One object that the configuration asks for.
+/// One object that the configuration declares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DesiredResource {
     pub address: String,
@@ -18,7 +18,7 @@ pub struct DesiredResource {
     pub detail: Detail,
 }
 
-/// What distinguishes one desired object from another of its kind.
+/// The properties that distinguish one desired object from another of its kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Detail {
     Group { display_name: String },
@@ -42,7 +42,7 @@ pub enum SecretValue {
     Token { registry: String },
 }
 
-/// Lists every object the configuration asks for, registry workspaces first, in creation order
+/// Lists every object the configuration declares, registry workspaces first, in creation order
 /// within each workspace.
 pub fn desired(config: &Config) -> Vec<DesiredResource> {
     let mut resources = Vec::new();

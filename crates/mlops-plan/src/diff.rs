@@ -12,6 +12,10 @@ use crate::desired::{Detail, SecretValue, desired, scope_reader_principals};
 use crate::live::{Live, LiveWorkspace, group_principal, service_principal_principal};
 use crate::plan::{Action, Attributes, Change, FORMAT_VERSION, Operation, Plan, PlanWorkspace, Summary};
 
+mod recovery;
+
+pub use recovery::FIRST_TOKEN_COMMENT;
+
 /// Shown for values that apply decides.
 pub const KNOWN_AFTER_APPLY: &str = "(known after apply)";
 
@@ -21,7 +25,7 @@ const REGISTRY_READ_LEVELS: [&str; 5] =
 
 const MILLIS_PER_DAY: i64 = 86_400_000;
 
-/// How the Terraform module's tokens begin their comment: `PAT on behalf of <display name>`.
+/// Prefix of the comments of the Terraform module's tokens: `PAT on behalf of <display name>`.
 const MODULE_TOKEN_COMMENT: &str = "PAT on behalf of ";
 
 /// Everything a plan is made from.
@@ -116,7 +120,7 @@ fn sort_changes(config: &Config, changes: &mut [Change]) {
     });
 }
 
-/// What the diff decided about the registry objects of one workspace, for the objects that
+/// Decisions about the registry objects of one workspace, kept for the objects that
 /// refer to them.
 #[derive(Default)]
 struct RegistryFacts {
@@ -169,6 +173,8 @@ impl<'a> Builder<'a> {
             self.finish_token_change(change);
         }
 
+        let orphaned_tokens = self.orphaned_token_changes(&changes);
+
         let mut wanted: BTreeSet<String> = changes.iter().map(|change| change.address.clone()).collect();
         for workspace in &config.workspaces {
             for change in self.reader_changes(&workspace.name)? {
@@ -178,6 +184,8 @@ impl<'a> Builder<'a> {
         }
 
         changes.extend(self.orphan_changes(&wanted));
+        changes.extend(orphaned_tokens);
+        self.explain_interrupted_creates(&mut changes);
         Ok(changes)
     }
 
@@ -185,7 +193,7 @@ impl<'a> Builder<'a> {
         self.input.state.resources.iter().map(|resource| self.delete_change(resource, "destroy requested")).collect()
     }
 
-    /// Plans deletion of recorded objects that the configuration no longer asks for.
+    /// Plans deletion of recorded objects that the configuration no longer declares.
     fn orphan_changes(&self, wanted: &BTreeSet<String>) -> Vec<Change> {
         self.input
             .state
@@ -328,7 +336,7 @@ impl<'a> Builder<'a> {
                 let mut reasons = vec!["not declared and token_usage.mode is authoritative".to_owned()];
                 reasons.push(format!("revokes {} live token(s) at once", revoked_token_count(live, &grant.principal, &wanted)));
                 if !config.token_usage.allow_revoke.iter().any(|allowed| allowed == name) {
-                    reasons.push(format!("apply refuses unless `{name}` is listed in token_usage.allow_revoke"));
+                    reasons.push(format!("apply rejects this unless `{name}` is listed in token_usage.allow_revoke"));
                 }
                 Change {
                     address,
@@ -748,7 +756,7 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// Returns the ACLs of a managed scope that neither the configuration asks for nor the scope
+    /// Returns the ACLs of a managed scope that neither the configuration declares nor the scope
     /// had when mlops created or adopted it.
     fn unexpected_acls(&self, reader: &str, live: &LiveWorkspace, scope: &crate::live::LiveScope, resource: &Resource) -> Vec<crate::live::LiveAcl> {
         let config = self.input.config;

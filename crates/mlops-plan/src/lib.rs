@@ -1,6 +1,6 @@
 //! The pure core of `mlops`: no network and no file system.
 //!
-//! [`desired`] turns a configuration into the objects it asks for, [`live`] models what a refresh
+//! [`desired`] turns a configuration into the objects it declares, [`live`] models what a refresh
 //! read from the workspaces, [`diff::plan`] compares desired, recorded and live state into a
 //! [`Plan`], and [`render`] writes a plan as text or JSON.
 

@@ -1,10 +1,14 @@
-//! Renders a plan as text or JSON.
+//! Renders a plan as text, JSON or a Markdown pull-request comment.
 
 use std::fmt::Write as _;
 
 use serde_json::Value;
 
 use crate::plan::{Action, Attributes, Change, Plan, Summary};
+
+mod markdown;
+
+pub use markdown::{MARKDOWN_LIMIT, markdown};
 
 /// Terminal colors for the text rendering; all empty when color is off.
 #[derive(Debug, Clone, Copy)]
@@ -130,94 +134,4 @@ pub fn json(plan: &Plan) -> String {
     let mut text = serde_json::to_string_pretty(plan).unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"));
     text.push('\n');
     text
-}
-
-/// The largest pull-request comment GitHub accepts is 65,536 characters; this leaves room.
-pub const MARKDOWN_LIMIT: usize = 65_000;
-
-/// Renders the plan as a pull-request comment: a summary per workspace above the fold, loud
-/// lines for credential changes, and the full change list collapsed.
-pub fn markdown(plan: &Plan) -> String {
-    let mut head = String::new();
-    let _ = writeln!(head, "### mlops plan\n");
-    let _ = writeln!(head, "{}\n", summary_line(&plan.summary));
-    let _ = writeln!(head, "| workspace | add | change | destroy | import | rotate |\n|---|---|---|---|---|---|");
-    for workspace in &plan.workspaces {
-        let changes: Vec<Change> = plan.changes.iter().filter(|change| change.workspace == workspace.name).cloned().collect();
-        let summary = Summary::of(&changes);
-        let _ = writeln!(
-            head,
-            "| {} | {} | {} | {} | {} | {} |",
-            workspace.name, summary.add, summary.change, summary.destroy, summary.import, summary.rotate
-        );
-    }
-    head.push('\n');
-    for line in loud_lines(plan) {
-        let _ = writeln!(head, "- **{line}**");
-    }
-    for warning in &plan.warnings {
-        let _ = writeln!(head, "- Warning: {warning}");
-    }
-
-    let footer = format!(
-        "\n<sub>Fingerprint: lineage `{}`, serial {}, configuration sha256 `{}`.</sub>\n",
-        plan.lineage, plan.serial, plan.config_sha256
-    );
-    let mut details = String::new();
-    for workspace in &plan.workspaces {
-        let changes: Vec<&Change> = plan.actionable().filter(|change| change.workspace == workspace.name).collect();
-        if changes.is_empty() {
-            continue;
-        }
-        let _ = writeln!(details, "\n<details><summary>{}: {} change(s)</summary>\n\n```diff", workspace.name, changes.len());
-        for change in changes {
-            details.push_str(&diff_lines(change));
-        }
-        let _ = writeln!(details, "```\n</details>");
-    }
-
-    let budget = MARKDOWN_LIMIT.saturating_sub(head.len() + footer.len() + 200);
-    if details.len() > budget {
-        let mut cut = budget;
-        while !details.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        details.truncate(cut);
-        details.push_str("\n```\n</details>\n\n**The change list is cut here to fit the comment size limit; run `mlops plan` for the full list.**\n");
-    }
-    format!("{head}{details}{footer}")
-}
-
-/// Returns one loud line for each change that grants, revokes or rotates credentials.
-fn loud_lines(plan: &Plan) -> Vec<String> {
-    plan.actionable()
-        .filter_map(|change| match (change.kind, change.action) {
-            (crate::Kind::Token, Action::Rotate) => Some(format!("rotates token `{}` ({})", change.address, change.reasons.join("; "))),
-            (crate::Kind::Token, Action::Create) => Some(format!("mints token `{}`", change.address)),
-            (crate::Kind::Token, Action::Delete) => Some(format!("revokes token `{}`", change.address)),
-            (crate::Kind::TokenPermission, Action::Delete) => Some(format!("revokes CAN_USE on tokens: `{}` ({})", change.address, change.reasons.join("; "))),
-            (crate::Kind::TokenPermission, Action::Create) => Some(format!("grants CAN_USE on tokens: `{}`", change.address)),
-            (crate::Kind::RegistryPermission, Action::Create) => Some(format!("grants CAN_READ on the registry: `{}`", change.address)),
-            (crate::Kind::RegistryPermission, Action::Delete) => Some(format!("removes CAN_READ on the registry: `{}`", change.address)),
-            _ => None,
-        })
-        .collect()
-}
-
-fn diff_lines(change: &Change) -> String {
-    let marker = match change.action {
-        Action::Create | Action::Import => "+",
-        Action::Delete => "-",
-        _ => "!",
-    };
-    let mut out = format!("{marker} {} {} ({})\n", change.action.symbol(), change.address, change.reasons.join("; "));
-    if let (Some(before), Some(after)) = (&change.before, &change.after) {
-        for (key, value) in after {
-            if let Some(old) = before.get(key).filter(|old| *old != value) {
-                let _ = writeln!(out, "-     {key} = {}", show(old));
-                let _ = writeln!(out, "+     {key} = {}", show(value));
-            }
-        }
-    }
-    out
 }

@@ -2,7 +2,7 @@
 
 use tracing_subscriber::EnvFilter;
 
-/// Sends logs to stderr at the level of `-v` flags, or as `RUST_LOG` says.
+/// Sends logs to stderr at the level of the `-v` flags, or at the level `RUST_LOG` sets.
 pub fn init(verbose: u8) {
     let level = match verbose {
         0 => "warn",

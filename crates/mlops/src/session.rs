@@ -1,4 +1,4 @@
-//! What most commands share: the configuration, the state, connected clients and a fresh plan.
+//! The shared setup of most commands: the configuration, the state, connected clients and a fresh plan.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;

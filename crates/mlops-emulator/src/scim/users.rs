@@ -10,9 +10,9 @@ use serde_json::{Map, Value, json};
 
 use super::me::USER_SCHEMAS;
 use super::{
-    ListQuery, ValueItem, forget_principal, insert_list, item_values, list_response,
-    parent_groups, parse_id, parse_scim_body, patch, require_admin, resolve_parent_groups,
-    set_parent_groups, validate_entitlements, value_list,
+    ListQuery, ValueItem, forget_principal, insert_list, item_values, list_response, parent_groups,
+    parse_id, parse_scim_body, patch, require_admin, resolve_parent_groups, set_parent_groups,
+    validate_entitlements, value_list,
 };
 use crate::api_error::{ApiError, ApiResult};
 use crate::auth::Caller;

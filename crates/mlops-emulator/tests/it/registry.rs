@@ -195,3 +195,31 @@ async fn registry_root_permission_rules() {
         5
     );
 }
+
+#[tokio::test]
+async fn download_uri_is_version_source() {
+    let running = start().await;
+    let admin = running.admin("staging");
+    let version = admin
+        .get("/api/2.0/mlflow/model-versions/get?name=churn-model&version=1")
+        .await;
+    let source = version.body["model_version"]["source"].as_str().unwrap();
+
+    let reply = admin
+        .get("/api/2.0/mlflow/model-versions/get-download-uri?name=churn-model&version=1")
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body["artifact_uri"], source);
+
+    let missing = admin
+        .get("/api/2.0/mlflow/model-versions/get-download-uri?name=churn-model&version=9")
+        .await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.error_code(), "RESOURCE_DOES_NOT_EXIST");
+    let (sp_id, _) = create_service_principal(&admin, "reader").await;
+    let reader = admin.with_token(&service_principal_access_token(&admin, &sp_id).await);
+    let denied = reader
+        .get("/api/2.0/mlflow/model-versions/get-download-uri?name=churn-model&version=1")
+        .await;
+    assert_eq!(denied.status, 403);
+}

@@ -18,7 +18,10 @@ async fn create_user(admin: &Api, user_name: &str) -> String {
 /// Issues an access token for a user through the control endpoint.
 async fn user_access_token(admin: &Api, user_id: &str) -> String {
     let reply = admin
-        .post(&format!("/_emulator/users/{user_id}/access-token"), json!({}))
+        .post(
+            &format!("/_emulator/users/{user_id}/access-token"),
+            json!({}),
+        )
         .await;
     assert_eq!(reply.status, 200, "{reply:?}");
     assert_eq!(reply.body["expires_in"], 3600);
@@ -60,7 +63,10 @@ async fn duplicate_user_name_conflicts() {
     create_user(&admin, "ana@example.com").await;
 
     let reply = admin
-        .post(&format!("{SCIM}/Users"), json!({ "userName": "ANA@example.com" }))
+        .post(
+            &format!("{SCIM}/Users"),
+            json!({ "userName": "ANA@example.com" }),
+        )
         .await;
     assert_eq!(reply.status, 409);
     assert_eq!(
@@ -122,8 +128,15 @@ async fn user_reads_scope_through_users_group() {
     let id = create_user(&admin, "ana@example.com").await;
     let user = admin.with_token(&user_access_token(&admin, &id).await);
     let scope = json!({ "scope": "remote-mr-prod" });
-    assert_eq!(admin.post("/api/2.0/secrets/scopes/create", scope).await.status, 200);
-    let secret = json!({ "scope": "remote-mr-prod", "key": "prod-host", "string_value": "https://x" });
+    assert_eq!(
+        admin
+            .post("/api/2.0/secrets/scopes/create", scope)
+            .await
+            .status,
+        200
+    );
+    let secret =
+        json!({ "scope": "remote-mr-prod", "key": "prod-host", "string_value": "https://x" });
     assert_eq!(admin.post("/api/2.0/secrets/put", secret).await.status, 200);
     let path = "/api/2.0/secrets/get?scope=remote-mr-prod&key=prod-host";
 
@@ -132,7 +145,10 @@ async fn user_reads_scope_through_users_group() {
     assert_eq!(denied.error_code(), "PERMISSION_DENIED");
 
     let acl = json!({ "scope": "remote-mr-prod", "principal": "users", "permission": "READ" });
-    assert_eq!(admin.post("/api/2.0/secrets/acls/put", acl).await.status, 200);
+    assert_eq!(
+        admin.post("/api/2.0/secrets/acls/put", acl).await.status,
+        200
+    );
     let allowed = user.get(path).await;
     assert_eq!(allowed.status, 200, "{allowed:?}");
     assert_eq!(allowed.body["value"], "aHR0cHM6Ly94");

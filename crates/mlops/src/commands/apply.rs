@@ -68,7 +68,7 @@ fn complete_line(verb: &str, outcome: &ApplyOutcome) -> String {
     line
 }
 
-/// Asks for `yes` on a terminal; elsewhere refuses, since nobody can answer.
+/// Asks for `yes` on a terminal, and fails elsewhere because no one can answer the prompt.
 fn confirm(verb: &str) -> anyhow::Result<()> {
     if !std::io::stdin().is_terminal() {
         return Err(hinted(
