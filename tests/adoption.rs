@@ -172,7 +172,12 @@ fn authoritative_mode_refuses_unlisted_revocation() {
     obo_token(&api, robot["applicationId"].as_str().unwrap(), "analyst job");
 
     let dir = tempfile::tempdir().unwrap();
-    served.write_config(dir.path(), "token_usage: { mode: authoritative }\n");
+    let authoritative = |extra: &str| {
+        let config = served.write_config(dir.path(), extra);
+        let text = std::fs::read_to_string(&config).unwrap().replace("additional_token_usage_groups: [users]\n", "");
+        std::fs::write(&config, text).unwrap();
+    };
+    authoritative("token_usage: { mode: authoritative }\n");
     let plan = served.run(dir.path(), &["plan"]);
     plan.expect_code(0);
     assert!(plan.stdout.contains("prod/token_permission/analysts"), "{}", plan.stdout);
@@ -185,7 +190,7 @@ fn authoritative_mode_refuses_unlisted_revocation() {
     assert!(grants.contains("analysts"), "the refused apply changed token permissions: {grants}");
     assert!(!grants.contains("mlops-service-principals"), "the refused apply wrote: {grants}");
 
-    served.write_config(dir.path(), "token_usage: { mode: authoritative, allow_revoke: [analysts] }\n");
+    authoritative("token_usage: { mode: authoritative, allow_revoke: [analysts] }\n");
     served.run(dir.path(), &["apply", "--auto-approve"]).expect_code(0);
     let grants = ok(api.get("/api/2.0/permissions/authorization/tokens")).to_string();
     assert!(!grants.contains("analysts"), "{grants}");

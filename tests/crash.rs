@@ -1,11 +1,12 @@
 //! Crash safety: `apply` killed with SIGKILL right after each mutation of a first apply and of a
 //! rotation, then run again, must converge.
 //!
-//! A crash point is the k-th mutation of one workspace. A reference run counts the mutations of
-//! each workspace; then, for every workspace and every k, a fresh emulator hangs the k-th
-//! mutation of that workspace after carrying it out (`hang_after_mutation`), the test kills
-//! `apply` as soon as the emulator has counted it, and runs `apply` again. Other workspaces run
-//! their steps concurrently, so they may be anywhere in the same stage when the kill lands.
+//! A crash point is the k-th mutation of one workspace, either just after the emulator carried it
+//! out (its response never arrives) or just before (the request is on its way and held back). A
+//! reference run counts the mutations of each workspace; then, for every workspace, every k and
+//! both moments, a fresh emulator holds that request, the test kills `apply` as soon as the
+//! emulator reports it held, and runs `apply` again. Other workspaces run their steps
+//! concurrently, so they may be anywhere in the same stage when the kill lands.
 
 use std::collections::BTreeMap;
 
@@ -45,15 +46,43 @@ fn reference_counts(scenario: Scenario) -> BTreeMap<&'static str, u64> {
     WORKSPACES.iter().map(|workspace| (*workspace, setup.mutations(workspace))).collect()
 }
 
-/// Kills apply right after mutation `k` of `workspace`, runs apply again and checks convergence.
-fn crash_and_recover(scenario: Scenario, workspace: &str, k: u64) {
-    let context = format!("{scenario:?}, killed after mutation {k} of {workspace}");
+/// When the kill lands, relative to the mutation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Moment {
+    /// The request was sent and the emulator holds it before carrying it out.
+    Before,
+    /// The emulator carried the request out and never responds.
+    After,
+}
+
+/// Longer than any test runs, so a held request stays held.
+const HOLD_MILLISECONDS: u64 = 600_000;
+
+/// Returns fault rules that hold mutation `k` of a workspace at `moment`.
+fn hold_rules(moment: Moment, k: u64) -> serde_json::Value {
+    match moment {
+        Moment::After => json!([{ "kind": "hang_after_mutation", "after_mutations": k - 1, "times": 1 }]),
+        // A latency rule matches reads too, so one rule per mutating method holds the first
+        // request of that method once k - 1 mutations are done.
+        Moment::Before => json!(["POST", "PUT", "PATCH", "DELETE"]
+            .iter()
+            .map(|method| json!({ "kind": "latency", "method": method, "after_mutations": k - 1, "times": 1, "latency_ms": HOLD_MILLISECONDS }))
+            .collect::<Vec<_>>()),
+    }
+}
+
+/// Kills apply at mutation `k` of `workspace`, runs apply again and checks convergence.
+fn crash_and_recover(scenario: Scenario, workspace: &str, k: u64, moment: Moment) {
+    let context = format!("{scenario:?}, killed {moment:?} mutation {k} of {workspace}");
     let setup = prepare(scenario);
     setup.reset_counts();
-    setup.set_faults(workspace, &json!([{ "kind": "hang_after_mutation", "after_mutations": k - 1, "times": 1 }]));
+    setup.set_faults(workspace, &hold_rules(moment, k));
 
     let mut apply = setup.spawn(&["apply", "--auto-approve"]);
-    setup.wait_for_mutations(workspace, k, &mut apply);
+    match moment {
+        Moment::After => setup.wait_for_mutations(workspace, k, &mut apply),
+        Moment::Before => setup.wait_for_fired_rule(workspace, &mut apply),
+    }
     apply.kill();
     setup.clear_faults();
 
@@ -68,8 +97,8 @@ fn crash_and_recover(scenario: Scenario, workspace: &str, k: u64) {
     check_converged(&setup, &context);
 }
 
-/// Crashes the scenario at every mutation of every workspace and returns how many crash points
-/// it covered.
+/// Crashes the scenario before and after every mutation of every workspace and returns how many
+/// crash points it covered.
 fn crash_everywhere(scenario: Scenario) -> u64 {
     let counts = reference_counts(scenario);
     let total: u64 = counts.values().sum();
@@ -78,13 +107,18 @@ fn crash_everywhere(scenario: Scenario) -> u64 {
     let mut covered = 0;
     for (workspace, count) in &counts {
         for k in 1..=*count {
-            crash_and_recover(scenario, workspace, k);
-            covered += 1;
+            for moment in [Moment::Before, Moment::After] {
+                crash_and_recover(scenario, workspace, k, moment);
+                covered += 1;
+            }
         }
     }
     let per_workspace: Vec<String> = counts.iter().map(|(workspace, count)| format!("{workspace} {count}")).collect();
-    println!("{scenario:?}: recovered from {covered} crash points ({}), every mutation of the reference run", per_workspace.join(", "));
-    assert_eq!(covered, total);
+    println!(
+        "{scenario:?}: recovered from {covered} crash points, before and after each of the {total} mutations of the reference run ({})",
+        per_workspace.join(", ")
+    );
+    assert_eq!(covered, 2 * total);
     covered
 }
 
@@ -92,12 +126,12 @@ fn crash_everywhere(scenario: Scenario) -> u64 {
 fn crash_during_first_apply() {
     let covered = crash_everywhere(Scenario::FirstApply);
 
-    assert!(covered >= 20, "a first apply of the default topology makes more than {covered} mutations");
+    assert!(covered >= 40, "a first apply of the default topology makes more than {} mutations", covered / 2);
 }
 
 #[test]
 fn crash_during_rotation() {
     let covered = crash_everywhere(Scenario::Rotation);
 
-    assert!(covered >= 5, "a rotation of two tokens makes more than {covered} mutations");
+    assert!(covered >= 10, "a rotation of two tokens makes more than {} mutations", covered / 2);
 }

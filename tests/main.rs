@@ -4,11 +4,18 @@ mod reliability;
 mod support;
 
 mod adoption;
+mod auth;
 mod config_errors;
 mod crash;
 mod drift;
 mod embedded;
+mod faults;
+mod fuzz;
+mod hostile;
+mod locking;
 mod rotation;
 mod safety;
 mod saved_plan;
+mod secrets;
 mod served;
+mod verify;

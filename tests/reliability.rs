@@ -171,6 +171,23 @@ impl Setup {
         }
     }
 
+    /// Waits until a fault rule of a workspace has fired, failing if `process` ends first.
+    pub fn wait_for_fired_rule(&self, workspace: &str, process: &mut Spawned) {
+        let started = Instant::now();
+        loop {
+            let counters = self.fault_counters(workspace);
+            let fired = counters["rules"].as_array().into_iter().flatten().any(|rule| rule["fired"].as_u64().unwrap_or(0) > 0);
+            if fired {
+                return;
+            }
+            if let Some(status) = process.child.try_wait().expect("process status") {
+                panic!("mlops ended with {status} before a fault rule of {workspace} fired\n{}", process.output());
+            }
+            assert!(started.elapsed() < WAIT_LIMIT, "no fault rule of {workspace} fired\n{}", process.output());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Returns the state file, parsed.
     pub fn state(&self) -> Value {
         let text = std::fs::read_to_string(self.state_path()).expect("state file");

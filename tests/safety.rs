@@ -84,3 +84,49 @@ fn destroy_keeps_grants_mlops_did_not_make() {
     assert_eq!(summary["add"], 29, "{summary}");
     assert_eq!(summary["import"], 1, "{summary}");
 }
+
+#[test]
+fn removed_workspace_in_state_stops_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::support::copy_example(dir.path());
+    crate::support::run_in(dir.path(), &["apply", "--auto-approve"], &[]).expect_code(0);
+    let config = dir.path().join("mlops.yaml");
+    let text = std::fs::read_to_string(&config).unwrap().replace("  - { reader: dev, registry: staging }\n  - { reader: dev, registry: prod }\n", "");
+    let text = text.replace("  dev:\n    host: https://dbc-aaaa.cloud.databricks.com\n    profile: dev\n", "");
+    std::fs::write(&config, text).unwrap();
+
+    for args in [&["plan"][..], &["apply", "--auto-approve"], &["destroy", "--auto-approve"], &["drift"]] {
+        let run = crate::support::run_in(dir.path(), args, &[]);
+        run.expect_code(1);
+        assert!(run.stderr.contains("workspace `dev`, which the configuration no longer declares"), "{args:?}: {}", run.stderr);
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    }
+
+    let list = crate::support::run_in(dir.path(), &["state", "list"], &[]);
+    let dev: Vec<&str> = list.stdout.lines().filter(|line| line.starts_with("dev/")).collect();
+    assert_eq!(dev.len(), 10);
+    let mut args = vec!["state", "rm"];
+    args.extend(dev.iter().copied());
+    crate::support::run_in(dir.path(), &args, &[]).expect_code(0);
+    let plan = crate::support::run_in(dir.path(), &["plan"], &[]);
+    plan.expect_code(0);
+    assert!(plan.stdout.contains("staging/token will be destroyed"), "staging is no longer a registry:\n{}", plan.stdout);
+}
+
+#[test]
+fn usage_errors_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&["drift", "--format", "yaml"][..], &["plan", "--bogus"], &["nonsense"]] {
+        let run = crate::support::run_in(dir.path(), args, &[]);
+        run.expect_code(1);
+    }
+    crate::support::run_in(dir.path(), &["--help"], &[]).expect_code(0);
+}
+
+#[test]
+fn emulator_rejects_oversized_workspace_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = crate::support::run_in(dir.path(), &["emulator", "serve", "--workspace", "dev=99999999999999999999999"], &[]);
+    run.expect_code(1);
+    assert!(run.stderr.contains("invalid --workspace"), "{}", run.stderr);
+}

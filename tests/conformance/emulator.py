@@ -13,7 +13,7 @@ import queue
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import pytest
@@ -79,7 +79,9 @@ class Served:
         except BaseException:
             self.stop()
             raise
-        self.workspaces = {line["name"]: ServedWorkspace(**line) for line in map(json.loads, lines)}
+        printed = [json.loads(line) for line in lines]
+        known = [field.name for field in fields(ServedWorkspace)]
+        self.workspaces = {line["name"]: ServedWorkspace(**{key: line[key] for key in known}) for line in printed}
 
     def _read_lines(self, count: int) -> list[str]:
         """Read the first `count` stdout lines, failing when the emulator exits or stalls."""

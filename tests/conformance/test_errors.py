@@ -68,6 +68,8 @@ def test_non_admin_raises_permission_denied(staging, admin):
     assert raised.value.error_code == "PERMISSION_DENIED"
     with pytest.raises(PermissionDenied):
         user.secrets.put_acl("remote-mr-prod", "users", workspace.AclPermission.READ)
+    with pytest.raises(PermissionDenied, match="does not have permission to read registered models"):
+        list(user.model_registry.search_models())
 
 
 def test_invalid_token_is_rejected(staging):

@@ -117,8 +117,8 @@ def test_service_principal_list_filter_and_pages(admin):
     pages = [query for method, path, query in sent if method == "GET" and path.endswith("/ServicePrincipals")]
     assert len(pages) == 4
 
-    wanted = created[3].application_id
-    by_application = list(admin.service_principals.list(filter=f'applicationId eq "{wanted}"'))
+    application_id = created[3].application_id
+    by_application = list(admin.service_principals.list(filter=f'applicationId eq "{application_id}"'))
     assert [principal.id for principal in by_application] == [created[3].id]
     by_name = list(admin.service_principals.list(filter='displayName eq "reader-1"'))
     assert [principal.id for principal in by_name] == [created[1].id]

@@ -65,7 +65,8 @@ def test_obo_token_create_get_list_delete(staging, admin):
     created = admin.token_management.create_obo_token(
         application_id=principal.application_id, lifetime_seconds=LIFETIME_SECONDS, comment="mlops:staging/token"
     )
-    assert created.token_value.startswith("dapi") and len(created.token_value) == 36
+    assert created.token_value.startswith("dapi")
+    assert len(created.token_value) == 36
     info = created.token_info
     assert info.comment == "mlops:staging/token"
     assert info.owner_id == int(principal.id)

@@ -22,7 +22,8 @@ pub enum Credentials {
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
     /// Maximum number of requests in flight at once, shared with clients made by
-    /// [`crate::WorkspaceClient::with_credentials`].
+    /// [`crate::WorkspaceClient::with_credentials`]. SCIM requests also share a cap of 4 per
+    /// workspace, or of this number when it is lower, because SCIM throttles a workspace above 4.
     pub max_concurrent_requests: usize,
     /// Timeout of one HTTP attempt, from sending the request to reading the whole body.
     pub request_timeout: Duration,
@@ -41,7 +42,7 @@ pub struct ClientOptions {
 impl Default for ClientOptions {
     fn default() -> Self {
         Self {
-            max_concurrent_requests: 4,
+            max_concurrent_requests: 16,
             request_timeout: Duration::from_secs(60),
             retry_budget: Duration::from_secs(5 * 60),
             user_agent: concat!("mlops-databricks/", env!("CARGO_PKG_VERSION")).to_owned(),

@@ -120,6 +120,9 @@ fn active_by_default() -> bool {
 struct ScimPage<T> {
     #[serde(default, rename = "Resources", deserialize_with = "lenient::list")]
     resources: Vec<T>,
+    /// Number of resources that match the filter, over all pages.
+    #[serde(default, rename = "totalResults", deserialize_with = "lenient::optional_integer")]
+    total_results: Option<i64>,
 }
 
 /// A SCIM resource with an id, for de-duplicating pages.
@@ -288,8 +291,9 @@ impl WorkspaceClient {
 
     /// Reads every page of a SCIM list.
     ///
-    /// Paging stops on an empty page, or on a page that brings no new ids, which
-    /// guards against a server that ignores `startIndex`. Resources seen on an
+    /// Paging stops on an empty page, on a page shorter than `count` that reaches
+    /// `totalResults`, or on a page that brings no new ids, which guards against a
+    /// server that ignores `startIndex`. Resources seen on an
     /// earlier page are skipped.
     async fn list_scim<T>(&self, resource: &str, filter: Option<&str>) -> Result<Vec<T>, Error>
     where
@@ -313,6 +317,8 @@ impl WorkspaceClient {
                 return Ok(items);
             }
 
+            let short_page = page.resources.len() < PAGE_SIZE;
+            let total_results = page.total_results;
             start_index += page.resources.len();
             let before = items.len();
             for item in page.resources {
@@ -320,7 +326,13 @@ impl WorkspaceClient {
                     items.push(item);
                 }
             }
-            if items.len() == before {
+
+            // A short page that brings the distinct resources up to `totalResults` is the last
+            // one, which saves the request for the empty page. `totalResults` alone is not
+            // trusted: after a full page the next one is always requested.
+            let complete = total_results
+                .is_some_and(|total| i64::try_from(items.len()).is_ok_and(|read| read >= total));
+            if items.len() == before || (short_page && complete) {
                 return Ok(items);
             }
         }

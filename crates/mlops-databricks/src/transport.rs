@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT};
 use reqwest::{Method, StatusCode};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -17,6 +17,16 @@ use crate::{ClientOptions, Error};
 /// Largest response body the client reads.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
+/// Maximum number of SCIM requests in flight per workspace.
+///
+/// NOTE: workspace SCIM endpoints are taken to throttle a workspace with more than 4 SCIM
+/// requests in flight (the emulator enforces this with `MLOPS_EMULATOR_SCIM_CONCURRENCY_LIMIT`);
+/// the published Databricks limits give only requests per second.
+pub(crate) const MAX_CONCURRENT_SCIM_REQUESTS: usize = 4;
+
+/// Path prefix of the workspace SCIM endpoints.
+const SCIM_PATH_PREFIX: &str = "/api/2.0/preview/scim/";
+
 /// Query parameters whose values are masked in logs.
 const SENSITIVE_QUERY_KEYS: [&str; 6] = [
     "token",
@@ -29,12 +39,17 @@ const SENSITIVE_QUERY_KEYS: [&str; 6] = [
 
 /// Shared state behind every clone of a [`crate::WorkspaceClient`].
 pub(crate) struct Transport {
+    /// Shared by every client of the process.
     pub http: reqwest::Client,
+    /// Value of the `User-Agent` header, sent with each request because `http` is shared.
+    pub user_agent: HeaderValue,
     pub base: Url,
     pub base_url: String,
     pub auth: WorkspaceAuth,
     /// Shared with clients made by `with_credentials`, so the limit covers the workspace.
     pub semaphore: Arc<Semaphore>,
+    /// Taken by SCIM requests on top of `semaphore`, shared the same way.
+    pub scim_semaphore: Arc<Semaphore>,
     pub options: ClientOptions,
 }
 
@@ -188,11 +203,13 @@ impl Transport {
         authorization: Option<&HeaderValue>,
         attempt: u32,
     ) -> Result<RawResponse, Error> {
-        let _permit = self
-            .semaphore
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
+        // The SCIM permit comes first, so a SCIM request waiting for its turn does not hold a
+        // permit that another endpoint could use.
+        let _scim_permit = match is_scim(&request.url) {
+            true => Some(acquire(&self.scim_semaphore).await),
+            false => None,
+        };
+        let _permit = acquire(&self.semaphore).await;
         let started = Instant::now();
         let timeout = self.options.request_timeout;
 
@@ -224,6 +241,7 @@ impl Transport {
         let mut builder = self
             .http
             .request(request.method.clone(), request.url.clone())
+            .header(USER_AGENT, self.user_agent.clone())
             .header(ACCEPT, "application/json");
         if let Some(value) = authorization {
             builder = builder.header(AUTHORIZATION, value.clone());
@@ -249,6 +267,15 @@ impl Transport {
             body,
         })
     }
+}
+
+async fn acquire(semaphore: &Semaphore) -> tokio::sync::SemaphorePermit<'_> {
+    semaphore.acquire().await.expect("the semaphore is never closed")
+}
+
+/// Tells whether a request goes to a workspace SCIM endpoint.
+fn is_scim(url: &Url) -> bool {
+    url.path().contains(SCIM_PATH_PREFIX)
 }
 
 /// Reads the whole body, failing once it grows past [`MAX_BODY_BYTES`].
@@ -348,6 +375,16 @@ mod tests {
     fn log_target_masks_sensitive_query_values() {
         let url = Url::parse("https://h/api/2.0/x?scope=s&token=abc").unwrap();
         assert_eq!(log_target(&url), "/api/2.0/x?scope=s&token=***");
+    }
+
+    #[test]
+    fn scim_paths_are_recognized() {
+        let scim = Url::parse("https://h/api/2.0/preview/scim/v2/Me").unwrap();
+        let behind_prefix = Url::parse("https://h/prefix/api/2.0/preview/scim/v2/Groups").unwrap();
+        let secrets = Url::parse("https://h/api/2.0/secrets/list?scope=scim").unwrap();
+        assert!(is_scim(&scim));
+        assert!(is_scim(&behind_prefix));
+        assert!(!is_scim(&secrets));
     }
 
     #[test]

@@ -173,7 +173,7 @@ async fn list_accepts_empty_object_and_missing_resources() {
 }
 
 #[tokio::test]
-async fn list_pages_until_empty_page_and_dedupes() {
+async fn list_pages_until_total_and_dedupes() {
     let all: Vec<Value> = (1..=5)
         .map(|n| json!({ "id": format!("g{n}"), "displayName": format!("group {n}") }))
         .collect();
@@ -209,7 +209,55 @@ async fn list_pages_until_empty_page_and_dedupes() {
 
     let ids: Vec<&str> = groups.iter().map(|group| group.id.as_str()).collect();
     assert_eq!(ids, ["g1", "g2", "g3", "g4", "g5"]);
-    assert_eq!(*start_indexes.lock().unwrap(), [1, 3, 5, 7]);
+    // The third page brings the fifth distinct group, which `totalResults` says is the last.
+    assert_eq!(*start_indexes.lock().unwrap(), [1, 3, 5]);
+}
+
+#[tokio::test]
+async fn list_stops_on_short_page_that_reaches_total() {
+    let requests = Counter::default();
+    let counted = requests.clone();
+    let router = Router::new().route(
+        GROUPS,
+        get(move || {
+            counted.increment();
+            async { Json(json!({ "totalResults": 1, "Resources": [{ "id": "1", "displayName": "a" }] })) }
+        }),
+    );
+    let base = serve(router).await;
+
+    let groups = client(&base).list_groups(None).await.unwrap();
+
+    assert_eq!(groups.len(), 1);
+    assert_eq!(requests.get(), 1);
+}
+
+#[tokio::test]
+async fn list_reads_on_when_short_page_is_below_total() {
+    let start_indexes = Arc::new(Mutex::new(Vec::new()));
+    let recorded = start_indexes.clone();
+    let router = Router::new().route(
+        GROUPS,
+        get(move |Query(query): Query<HashMap<String, String>>| {
+            let recorded = recorded.clone();
+            async move {
+                let start: usize = query["startIndex"].parse().unwrap();
+                recorded.lock().unwrap().push(start);
+                let page = match start {
+                    1 => json!([{ "id": "1", "displayName": "a" }]),
+                    2 => json!([{ "id": "2", "displayName": "b" }]),
+                    _ => json!([]),
+                };
+                Json(json!({ "totalResults": 2, "Resources": page }))
+            }
+        }),
+    );
+    let base = serve(router).await;
+
+    let groups = client(&base).list_groups(None).await.unwrap();
+
+    assert_eq!(groups.len(), 2);
+    assert_eq!(*start_indexes.lock().unwrap(), [1, 2]);
 }
 
 #[tokio::test]

@@ -28,10 +28,14 @@
 //! - `POST /_emulator/service-principals/{id}/secret` creates OAuth client credentials for a
 //!   service principal;
 //! - `POST /_emulator/users/{id}/access-token` issues a one-hour OAuth access token for a user,
-//!   as an interactive login would.
+//!   as an interactive login would;
+//! - `GET|DELETE /_emulator/requests` reads or resets the request counters of the workspace
+//!   (see [`RequestCounts`]).
 //!
-//! Environment: `MLOPS_NOW` (RFC 3339) freezes the clock when the emulator is created, and
-//! `MLOPS_EMULATOR_LATENCY_MS` delays every request by that many milliseconds.
+//! Environment: `MLOPS_NOW` (RFC 3339) freezes the clock when the emulator is created,
+//! `MLOPS_EMULATOR_LATENCY_MS` delays every request by that many milliseconds, and
+//! `MLOPS_EMULATOR_SCIM_CONCURRENCY_LIMIT` answers 429 to a SCIM request while that many SCIM
+//! requests of its workspace are already in flight (0, the default, sets no limit).
 
 mod access;
 mod api_error;
@@ -51,6 +55,7 @@ mod seed;
 mod server;
 mod store;
 mod tokens;
+mod traffic;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -65,6 +70,7 @@ use jiff::Timestamp;
 pub use error::EmulatorError;
 pub use faults::{FaultKind, FaultRule};
 pub use server::Listening;
+pub use traffic::RequestCounts;
 
 use clock::Clock;
 use faults::FaultSet;
@@ -98,6 +104,7 @@ struct Shared {
     faults: Mutex<BTreeMap<String, FaultSet>>,
     mutations: AtomicU64,
     base_latency: Option<Duration>,
+    traffic: traffic::Traffic,
 }
 
 impl fmt::Debug for Emulator {
@@ -216,6 +223,28 @@ impl Emulator {
         self.shared.mutations.load(Ordering::SeqCst)
     }
 
+    /// Sets the maximum number of SCIM requests in flight per workspace; a SCIM request beyond it
+    /// gets 429 `REQUEST_LIMIT_EXCEEDED`. `None` removes the limit.
+    pub fn set_scim_concurrency_limit(&self, limit: Option<usize>) {
+        self.shared.traffic.set_scim_limit(limit);
+    }
+
+    /// Serves one request at a time across all workspaces while `serialized` is true, as a client
+    /// that sends one request at a time would see the service.
+    pub fn set_serialized(&self, serialized: bool) {
+        self.shared.traffic.set_serialized(serialized);
+    }
+
+    /// Returns the request counters of every workspace that received a request, by name.
+    pub fn request_counts(&self) -> BTreeMap<String, RequestCounts> {
+        self.shared.traffic.counts()
+    }
+
+    /// Sets the request counters of every workspace back to zero.
+    pub fn reset_request_counts(&self) {
+        self.shared.traffic.reset(None);
+    }
+
     /// Returns the current emulator time.
     pub fn now(&self) -> Timestamp {
         self.shared.clock.now()
@@ -265,6 +294,7 @@ impl Emulator {
     ) -> Result<Emulator, EmulatorError> {
         let clock = Clock::from_env()?;
         let base_latency = latency_from_env()?;
+        let traffic = traffic::Traffic::from_env()?;
         add_workspaces(&mut world, specs, path, clock.now_ms())?;
 
         let shared = Shared {
@@ -273,6 +303,7 @@ impl Emulator {
             faults: Mutex::new(BTreeMap::new()),
             mutations: AtomicU64::new(0),
             base_latency,
+            traffic,
         };
         Ok(Emulator {
             shared: Arc::new(shared),
@@ -293,6 +324,11 @@ impl Emulator {
             .faults
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Returns the request counters and traffic settings.
+    pub(crate) fn traffic(&self) -> &traffic::Traffic {
+        &self.shared.traffic
     }
 
     /// Returns the emulator clock.

@@ -25,6 +25,7 @@ use crate::model::Workspace;
 use crate::seed::IdAllocator;
 use crate::{
     Emulator, EmulatorError, control, faults, oauth, permissions, registry, scim, secrets, tokens,
+    traffic,
 };
 
 /// The address and identity of a bound workspace listener.
@@ -111,11 +112,16 @@ pub(crate) fn build_router(emulator: Emulator, workspace: &str, workspace_id: &s
         .merge(registry::routes())
         .merge(oauth::routes())
         .merge(control::routes())
+        .merge(traffic::routes())
         .fallback(endpoint_not_found)
         .method_not_allowed_fallback(endpoint_not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             faults::apply_faults,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            traffic::account,
         ))
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -366,7 +366,6 @@ async fn token(context: &Context, change: &Change) -> Result<String, EngineError
     if change.action == Action::Import {
         return import_token(context, change).await;
     }
-    let client = context.client(&change.workspace);
     let (owner_id, application_id) = context.principal(&change.workspace)?;
     let comment = token_comment(&change.address);
     let lifetime = i64::from(context.config.tokens.lifetime_days) * 86_400;

@@ -69,31 +69,48 @@ fn credentials(workspace: &str, auth: &Auth, host: &str) -> Result<Credentials, 
 }
 
 fn profile_credentials(workspace: &str, name: &str, host: &str) -> Result<Credentials, EngineError> {
-    let profile = profile::load_profile(name).map_err(|error| EngineError::Credentials {
-        workspace: workspace.to_owned(),
-        message: error.to_string(),
-        hint: format!("add a `[{name}]` section with `token` or `client_id` and `client_secret` to ~/.databrickscfg, or set DATABRICKS_CONFIG_FILE"),
+    let credentials_error = |message: String, hint: String| EngineError::Credentials { workspace: workspace.to_owned(), message, hint };
+    let file = profile::config_file_path(env::var_os(profile::CONFIG_FILE_ENV), env::home_dir())
+        .map_or_else(|| "~/.databrickscfg".to_owned(), |path| format!("`{}`", path.display()));
+    let profile = profile::load_profile(name).map_err(|error| {
+        credentials_error(
+            error.to_string(),
+            format!("add a `[{name}]` section with `token`, or `client_id` and `client_secret`, to {file}; {} selects another file", profile::CONFIG_FILE_ENV),
+        )
     })?;
+
     if let Some(profile_host) = &profile.host {
         let normalized = profile_host.trim_end_matches('/');
-        if !normalized.eq_ignore_ascii_case(host) {
-            return Err(EngineError::Credentials {
-                workspace: workspace.to_owned(),
-                message: format!("profile `{name}` is for host {normalized}, not {host}"),
-                hint: format!("point workspace `{workspace}` at a profile for {host}"),
-            });
+        // The Databricks CLI accepts a host without a scheme and means https.
+        let with_scheme = if normalized.contains("://") { normalized.to_owned() } else { format!("https://{normalized}") };
+        if !with_scheme.eq_ignore_ascii_case(host) {
+            return Err(credentials_error(
+                format!("profile `{name}` in {file} is for host {normalized}, not {host}"),
+                format!("point workspace `{workspace}` at a profile for {host}, or fix the `host` of `[{name}]`"),
+            ));
         }
     }
-    if let Some(token) = profile.token {
-        return Ok(Credentials::Bearer(token));
-    }
-    match (profile.client_id, profile.client_secret) {
-        (Some(client_id), Some(client_secret)) => Ok(Credentials::OAuthM2m { client_id, client_secret }),
-        _ => Err(EngineError::Credentials {
-            workspace: workspace.to_owned(),
-            message: format!("profile `{name}` has neither `token` nor both `client_id` and `client_secret`"),
-            hint: format!("add `token = ...`, or `client_id` and `client_secret`, to the `[{name}]` section"),
-        }),
+
+    // Like the Databricks SDKs, a profile with both kinds of credentials is ambiguous.
+    match (profile.token, profile.client_id, profile.client_secret) {
+        (Some(token), None, None) => Ok(Credentials::Bearer(token)),
+        (None, Some(client_id), Some(client_secret)) => Ok(Credentials::OAuthM2m { client_id, client_secret }),
+        (Some(_), _, _) => Err(credentials_error(
+            format!("profile `{name}` in {file} sets both `token` and OAuth client credentials"),
+            format!("keep either `token` or `client_id` with `client_secret` in the `[{name}]` section"),
+        )),
+        (None, Some(_), None) => Err(credentials_error(
+            format!("profile `{name}` in {file} has `client_id` but no `client_secret`"),
+            format!("add `client_secret` to the `[{name}]` section"),
+        )),
+        (None, None, Some(_)) => Err(credentials_error(
+            format!("profile `{name}` in {file} has `client_secret` but no `client_id`"),
+            format!("add `client_id` to the `[{name}]` section"),
+        )),
+        (None, None, None) => Err(credentials_error(
+            format!("profile `{name}` in {file} has no credentials"),
+            format!("add `token`, or `client_id` and `client_secret`, to the `[{name}]` section"),
+        )),
     }
 }
 

@@ -41,6 +41,9 @@ impl EngineError {
             EngineError::Step { source, .. } => source.hint(),
             EngineError::State(error) => error.hint(),
             EngineError::Refresh { .. } => Some("check the host and the credentials of that workspace, then run the command again".to_owned()),
+            EngineError::MissingWorkspaceId { workspace } => Some(format!(
+                "check that the host of workspace `{workspace}` is the workspace URL itself, not a proxy or another service"
+            )),
             _ => None,
         }
     }

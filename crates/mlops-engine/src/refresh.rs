@@ -1,6 +1,6 @@
 //! Reads the live state of every workspace.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use mlops_config::Config;
@@ -24,11 +24,14 @@ use crate::report::{Event, Reporter};
 /// `X-Databricks-Org-Id` differs from its configured `workspace_id`: a plan is never made from
 /// partial data.
 pub async fn refresh(config: &Config, state: &State, workspaces: &Workspaces, reporter: Arc<dyn Reporter>) -> Result<Live, EngineError> {
+    // One shared copy each, since a fleet's state is large and every workspace task reads it.
+    let shared_config = Arc::new(config.clone());
+    let shared_state = Arc::new(state.clone());
     let mut tasks = JoinSet::new();
     for workspace in &config.workspaces {
         let client = workspaces.client(&workspace.name).clone();
-        let config = config.clone();
-        let state = state.clone();
+        let config = shared_config.clone();
+        let state = shared_state.clone();
         let name = workspace.name.clone();
         let reporter = reporter.clone();
         tasks.spawn(async move {
@@ -78,23 +81,31 @@ pub async fn verify_identity(config: &Config, name: &str, client: &WorkspaceClie
     Ok(actual)
 }
 
+/// Reads one workspace in one wave of concurrent requests: the identity, the managed group and
+/// service principal (one SCIM filter each, which also matches the ids recorded in state), the
+/// token list, both permission objects, and the secrets and ACLs of every managed scope. A second
+/// wave follows only for secret values whose last update time changed and, in authoritative
+/// mode, for groups that hold token permissions and were not read yet.
 async fn read_workspace(config: &Config, state: &State, name: &str, client: &WorkspaceClient) -> Result<LiveWorkspace, EngineError> {
-    let workspace_id = verify_identity(config, name, client).await?;
     let wrap = |source| EngineError::refresh(name, source);
     let is_registry = config.links.iter().any(|link| link.registry == name);
     let is_reader = config.links.iter().any(|link| link.reader == name);
 
-    let mut live = LiveWorkspace { name: name.to_owned(), workspace_id, ..LiveWorkspace::default() };
-    let groups = read_groups(config, state, name, client);
+    let identity = verify_identity(config, name, client);
+    let groups = async { client.list_groups(Some(&group_filter(config, state, name))).await };
     let registry = async {
         if is_registry { read_registry(config, state, name, client).await.map(Some) } else { Ok(None) }
     };
     let scopes = async {
         if is_reader { read_scopes(config, state, name, client).await } else { Ok(Vec::new()) }
     };
-    let (groups, registry, scopes) = tokio::try_join!(groups, registry, scopes).map_err(wrap)?;
+    let (identity, reads) = tokio::join!(identity, async { tokio::try_join!(groups, registry, scopes) });
+    // A wrong workspace is reported as such, even when its other reads failed too.
+    let workspace_id = identity?;
+    let (groups, registry, scopes) = reads.map_err(wrap)?;
 
-    live.groups = groups;
+    let mut live = LiveWorkspace { name: name.to_owned(), workspace_id, ..LiveWorkspace::default() };
+    live.groups = groups.into_iter().map(live_group).collect();
     live.scopes = scopes;
     if let Some(registry) = registry {
         live.service_principals = registry.service_principals;
@@ -103,40 +114,59 @@ async fn read_workspace(config: &Config, state: &State, name: &str, client: &Wor
         live.registry_permissions = registry.registry_permissions;
     }
     if config.token_usage.mode == mlops_config::TokenUsageMode::Authoritative {
-        read_grantee_groups(client, &mut live).await.map_err(wrap)?;
+        read_grantee_groups(config, state, client, &mut live).await.map_err(wrap)?;
     }
     Ok(live)
 }
 
+/// Returns the SCIM filter of the groups a refresh reads: the managed group by name and by the id
+/// recorded in state, and in authoritative mode also `admins` and the configured token usage
+/// groups, which usually hold token permissions.
+fn group_filter(config: &Config, state: &State, name: &str) -> String {
+    let mut clauses = vec![scim_eq("displayName", &config.names.group)];
+    if config.token_usage.mode == mlops_config::TokenUsageMode::Authoritative {
+        let expected_grantees = std::iter::once("admins").chain(config.additional_token_usage_groups.iter().map(String::as_str));
+        clauses.extend(expected_grantees.map(|group| scim_eq("displayName", group)));
+    }
+    if let Some(recorded) = state.get(&single(name, Kind::Group))
+        && !recorded.remote_id.is_empty()
+    {
+        clauses.push(scim_eq("id", &recorded.remote_id));
+    }
+    let mut seen = BTreeSet::new();
+    clauses.retain(|clause| seen.insert(clause.clone()));
+    clauses.join(" or ")
+}
+
+/// Returns the SCIM filter clause `<attribute> eq "<value>"`, escaping quotes and backslashes.
+fn scim_eq(attribute: &str, value: &str) -> String {
+    let escaped = value.replace('\\', "\\\\").replace('"', "\\\"");
+    format!("{attribute} eq \"{escaped}\"")
+}
+
 /// Reads the members of every group that holds token permissions, and of `admins`, so that a
-/// plan can count the tokens that authoritative mode would revoke.
-async fn read_grantee_groups(client: &WorkspaceClient, live: &mut LiveWorkspace) -> Result<(), mlops_databricks::Error> {
+/// plan can count the tokens that authoritative mode would revoke. The groups that the first
+/// wave did not read are fetched with one SCIM filter. Groups of the first wave that are neither
+/// managed nor grantees are dropped, so the plan sees the same groups however they were read.
+async fn read_grantee_groups(config: &Config, state: &State, client: &WorkspaceClient, live: &mut LiveWorkspace) -> Result<(), mlops_databricks::Error> {
     let mut names: BTreeSet<String> = BTreeSet::from(["admins".to_owned()]);
     for grant in live.token_permissions.iter().flatten() {
         if let Some(name) = grant.principal.strip_prefix("group:") {
             names.insert(name.to_owned());
         }
     }
-    for name in names {
-        if live.groups.iter().any(|group| group.display_name == name) {
-            continue;
-        }
-        let filter = format!("displayName eq \"{name}\"");
-        live.groups.extend(client.list_groups(Some(&filter)).await?.into_iter().map(live_group));
+    let recorded_id = state.get(&single(&live.name, Kind::Group)).map(|recorded| recorded.remote_id.clone());
+    live.groups.retain(|group| {
+        names.contains(&group.display_name) || group.display_name == config.names.group || Some(&group.id) == recorded_id.as_ref()
+    });
+    names.retain(|name| !live.groups.iter().any(|group| group.display_name == *name));
+    if names.is_empty() {
+        return Ok(());
     }
-    Ok(())
-}
 
-async fn read_groups(config: &Config, state: &State, name: &str, client: &WorkspaceClient) -> Result<Vec<LiveGroup>, mlops_databricks::Error> {
-    let filter = format!("displayName eq \"{}\"", config.names.group);
-    let mut groups: Vec<LiveGroup> = client.list_groups(Some(&filter)).await?.into_iter().map(live_group).collect();
-    if let Some(recorded) = state.get(&single(name, Kind::Group))
-        && !groups.iter().any(|group| group.id == recorded.remote_id)
-        && let Some(group) = client.get_group(&recorded.remote_id).await?
-    {
-        groups.push(live_group(group));
-    }
-    Ok(groups)
+    let filter = names.iter().map(|name| scim_eq("displayName", name)).collect::<Vec<_>>().join(" or ");
+    live.groups.extend(client.list_groups(Some(&filter)).await?.into_iter().map(live_group));
+    Ok(())
 }
 
 fn live_group(group: mlops_databricks::Group) -> LiveGroup {
@@ -155,23 +185,8 @@ struct RegistryRead {
 }
 
 async fn read_registry(config: &Config, state: &State, name: &str, client: &WorkspaceClient) -> Result<RegistryRead, mlops_databricks::Error> {
-    let pinned = config.workspace(name).and_then(|workspace| workspace.service_principal_application_id.clone());
-    let filter = match &pinned {
-        Some(application_id) => format!("applicationId eq \"{application_id}\""),
-        None => format!("displayName eq \"{}\"", config.names.service_principal),
-    };
-    let principals = async {
-        let mut principals: Vec<LiveServicePrincipal> =
-            client.list_service_principals(Some(&filter)).await?.into_iter().map(live_service_principal).collect();
-        if let Some(recorded) = state.get(&single(name, Kind::ServicePrincipal))
-            && !recorded.remote_id.is_empty()
-            && !principals.iter().any(|principal| principal.id == recorded.remote_id)
-            && let Some(principal) = client.get_service_principal(&recorded.remote_id).await?
-        {
-            principals.push(live_service_principal(principal));
-        }
-        Ok(principals)
-    };
+    let filter = service_principal_filter(config, state, name);
+    let principals = async { client.list_service_principals(Some(&filter)).await };
     let tokens = async { client.list_tokens().await };
     let token_permissions = async { client.get_permissions(PermissionObject::Tokens).await };
     let registry_permissions = async { client.get_permissions(PermissionObject::RegistryRoot).await };
@@ -179,11 +194,28 @@ async fn read_registry(config: &Config, state: &State, name: &str, client: &Work
         tokio::try_join!(principals, tokens, token_permissions, registry_permissions)?;
 
     Ok(RegistryRead {
-        service_principals,
+        service_principals: service_principals.into_iter().map(live_service_principal).collect(),
         tokens: tokens.into_iter().map(live_token).collect(),
         token_permissions: token_permissions.map(grants),
         registry_permissions: registry_permissions.map(grants).unwrap_or_default(),
     })
+}
+
+/// Returns the SCIM filter of the managed service principal: by the pinned application id, else by
+/// display name, and also by the id recorded in state.
+fn service_principal_filter(config: &Config, state: &State, name: &str) -> String {
+    let pinned = config.workspace(name).and_then(|workspace| workspace.service_principal_application_id.clone());
+    let mut filter = match &pinned {
+        Some(application_id) => scim_eq("applicationId", application_id),
+        None => scim_eq("displayName", &config.names.service_principal),
+    };
+    if let Some(recorded) = state.get(&single(name, Kind::ServicePrincipal))
+        && !recorded.remote_id.is_empty()
+    {
+        filter.push_str(" or ");
+        filter.push_str(&scim_eq("id", &recorded.remote_id));
+    }
+    filter
 }
 
 fn live_service_principal(principal: mlops_databricks::ServicePrincipal) -> LiveServicePrincipal {
@@ -226,50 +258,112 @@ fn principal_name(entry: &AccessControl) -> String {
     }
 }
 
-/// Reads every scope name, and the secrets and ACLs of the managed scopes. A secret value is read
-/// only when the server's last update time differs from the recorded one, and only its SHA-256 is
-/// kept.
-async fn read_scopes(config: &Config, state: &State, name: &str, client: &WorkspaceClient) -> Result<Vec<LiveScope>, mlops_databricks::Error> {
-    let managed: BTreeSet<String> = config.links_from(name).map(|link| link.scope.to_lowercase()).collect();
-    let mut scopes: Vec<LiveScope> = client
-        .list_scopes()
-        .await?
-        .into_iter()
-        .map(|scope| LiveScope { name: scope.name, ..LiveScope::default() })
-        .collect();
+/// What a refresh needs to know about one managed scope before reading it.
+struct ScopeRead {
+    /// The scope name as the configuration spells it; the service compares names without case.
+    name: String,
+    /// Keys that the configuration or the state manages, with the last update time recorded in
+    /// state (`None` when state has none).
+    managed_keys: BTreeMap<String, Option<i64>>,
+}
 
-    for scope in scopes.iter_mut().filter(|scope| managed.contains(&scope.name.to_lowercase())) {
-        let (secrets, acls) = tokio::try_join!(client.list_secrets(&scope.name), client.list_acls(&scope.name))?;
-        scope.read = true;
-        scope.acls = acls.into_iter().map(|acl| LiveAcl { principal: acl.principal, permission: acl.permission.to_string() }).collect();
-        for secret in secrets {
-            let address = format!("{name}/secret/{}/{}", config_scope_name(config, name, &scope.name), secret.key);
-            let recorded_time = state
-                .get(&address)
-                .and_then(|resource| resource.attributes.get("last_updated_timestamp"))
-                .and_then(serde_json::Value::as_i64);
-            let managed_key = state.get(&address).is_some() || is_managed_key(config, name, &scope.name, &secret.key);
-            let value_sha256 = if managed_key && recorded_time != Some(secret.last_updated_timestamp) {
-                client.get_secret(&scope.name, &secret.key).await?.map(|value| fingerprint(value.expose_secret()))
-            } else {
-                None
-            };
-            scope.secrets.push(LiveSecret { key: secret.key, last_updated_timestamp: secret.last_updated_timestamp, value_sha256 });
-        }
+/// Reads the secrets and ACLs of every managed scope, all scopes at once. A scope is read by the
+/// name the configuration gives it, so no scope list is needed: a scope that does not exist is
+/// left out. A secret value is read only when the server's last update time differs from the
+/// recorded one, and only its SHA-256 is kept.
+async fn read_scopes(config: &Config, state: &State, name: &str, client: &WorkspaceClient) -> Result<Vec<LiveScope>, mlops_databricks::Error> {
+    let mut tasks = JoinSet::new();
+    for scope in managed_scopes(config, state, name) {
+        let client = client.clone();
+        tasks.spawn(async move { read_scope(&client, scope).await });
     }
+
+    let mut scopes = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let read = joined.unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()));
+        scopes.extend(read?);
+    }
+    scopes.sort_by(|left, right| left.name.cmp(&right.name));
     Ok(scopes)
 }
 
-/// Returns the scope name as the configuration spells it, since live names may differ in case.
-fn config_scope_name(config: &Config, reader: &str, live_name: &str) -> String {
-    config
-        .links_from(reader)
-        .find(|link| link.scope.eq_ignore_ascii_case(live_name))
-        .map_or_else(|| live_name.to_owned(), |link| link.scope.clone())
+/// Lists the scopes that the links from `reader` write, once each, with their managed keys.
+fn managed_scopes(config: &Config, state: &State, reader: &str) -> Vec<ScopeRead> {
+    let mut scopes: BTreeMap<String, ScopeRead> = BTreeMap::new();
+    for link in config.links_from(reader) {
+        let scope = scopes
+            .entry(link.scope.to_lowercase())
+            .or_insert_with(|| ScopeRead { name: link.scope.clone(), managed_keys: BTreeMap::new() });
+        for suffix in mlops_plan::desired::SECRET_SUFFIXES {
+            let key = format!("{}-{suffix}", link.prefix);
+            let recorded = recorded_time(state, &format!("{reader}/secret/{}/{key}", scope.name));
+            scope.managed_keys.insert(key, recorded);
+        }
+    }
+
+    let prefix = format!("{reader}/secret/");
+    for resource in state.resources.iter().filter(|resource| resource.kind == "secret" && resource.address.starts_with(&prefix)) {
+        let Some((scope_name, key)) = resource.address[prefix.len()..].split_once('/') else { continue };
+        if let Some(scope) = scopes.get_mut(&scope_name.to_lowercase()) {
+            scope.managed_keys.entry(key.to_owned()).or_insert_with(|| recorded_time(state, &resource.address));
+        }
+    }
+    scopes.into_values().collect()
 }
 
-fn is_managed_key(config: &Config, reader: &str, scope: &str, key: &str) -> bool {
-    config.links_from(reader).filter(|link| link.scope.eq_ignore_ascii_case(scope)).any(|link| {
-        mlops_plan::desired::SECRET_SUFFIXES.iter().any(|suffix| key == format!("{}-{suffix}", link.prefix))
-    })
+fn recorded_time(state: &State, address: &str) -> Option<i64> {
+    state
+        .get(address)
+        .and_then(|resource| resource.attributes.get("last_updated_timestamp"))
+        .and_then(serde_json::Value::as_i64)
+}
+
+/// Reads one scope's secrets and ACLs together, then the values of the managed secrets whose
+/// last update time differs from the recorded one. Returns `None` when the scope does not exist.
+async fn read_scope(client: &WorkspaceClient, scope: ScopeRead) -> Result<Option<LiveScope>, mlops_databricks::Error> {
+    let (secrets, acls) = tokio::join!(client.list_secrets(&scope.name), client.list_acls(&scope.name));
+    let (secrets, acls) = match (secrets, acls) {
+        (Ok(secrets), Ok(acls)) => (secrets, acls),
+        (Err(error), _) | (_, Err(error)) if error.is_not_found() => return Ok(None),
+        (Err(error), _) | (_, Err(error)) => return Err(error),
+    };
+
+    let changed: Vec<String> = secrets
+        .iter()
+        .filter(|secret| scope.managed_keys.get(&secret.key).is_some_and(|recorded| *recorded != Some(secret.last_updated_timestamp)))
+        .map(|secret| secret.key.clone())
+        .collect();
+    let mut fingerprints = read_fingerprints(client, &scope.name, changed).await?;
+
+    let secrets = secrets
+        .into_iter()
+        .map(|secret| LiveSecret {
+            value_sha256: fingerprints.remove(&secret.key).flatten(),
+            key: secret.key,
+            last_updated_timestamp: secret.last_updated_timestamp,
+        })
+        .collect();
+    let acls = acls.into_iter().map(|acl| LiveAcl { principal: acl.principal, permission: acl.permission.to_string() }).collect();
+    Ok(Some(LiveScope { name: scope.name, read: true, secrets, acls }))
+}
+
+/// Reads the values of `keys` concurrently and returns the SHA-256 of each, by key; a secret that
+/// vanished in between has `None`.
+async fn read_fingerprints(client: &WorkspaceClient, scope: &str, keys: Vec<String>) -> Result<BTreeMap<String, Option<String>>, mlops_databricks::Error> {
+    let mut tasks = JoinSet::new();
+    for key in keys {
+        let client = client.clone();
+        let scope = scope.to_owned();
+        tasks.spawn(async move {
+            let value = client.get_secret(&scope, &key).await?;
+            Ok::<_, mlops_databricks::Error>((key, value.map(|value| fingerprint(value.expose_secret()))))
+        });
+    }
+
+    let mut fingerprints = BTreeMap::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (key, sha256) = joined.unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()))?;
+        fingerprints.insert(key, sha256);
+    }
+    Ok(fingerprints)
 }

@@ -12,6 +12,7 @@ use crate::desired::{Detail, SecretValue, desired, scope_reader_principals};
 use crate::live::{Live, LiveWorkspace, group_principal, service_principal_principal};
 use crate::plan::{Action, Attributes, Change, FORMAT_VERSION, Operation, Plan, PlanWorkspace, Summary};
 
+mod consistency;
 mod recovery;
 
 pub use recovery::FIRST_TOKEN_COMMENT;
@@ -48,6 +49,12 @@ pub enum PlanError {
     AmbiguousServicePrincipal { workspace: String, display_name: String, count: usize, application_ids: String },
     #[error("workspace `{workspace}` has {count} groups named `{display_name}`")]
     AmbiguousGroup { workspace: String, display_name: String, count: usize },
+    #[error("the state records {count} object(s) in workspace `{workspace}`, which the configuration no longer declares")]
+    UnknownStateWorkspace { workspace: String, count: usize },
+    #[error("{address} is the group `{recorded}`, but names.group is now `{wanted}`; renaming the managed group is not supported")]
+    GroupRenamed { address: String, recorded: String, wanted: String },
+    #[error("state file `{path}`: entry `{address}` is inconsistent: {problem}")]
+    InconsistentState { path: String, address: String, problem: String, fix: String },
 }
 
 impl PlanError {
@@ -58,7 +65,14 @@ impl PlanError {
                 "pin one with `service_principal_application_id: <application id>` under `workspaces.{workspace}` in the configuration"
             )),
             PlanError::AmbiguousGroup { .. } => Some("delete or rename the extra groups, then plan again".to_owned()),
+            PlanError::UnknownStateWorkspace { workspace, .. } => Some(format!(
+                "declare workspace `{workspace}` again and run `mlops destroy` or remove its links to delete those objects, or drop them from state with `mlops state rm ADDRESS` (see `mlops state list`)"
+            )),
+            PlanError::GroupRenamed { recorded, .. } => Some(format!(
+                "set names.group back to `{recorded}`; to move to a new group, run `mlops destroy` with the old name first"
+            )),
             PlanError::MissingWorkspace { .. } => None,
+            PlanError::InconsistentState { fix, .. } => Some(fix.clone()),
         }
     }
 }
@@ -75,6 +89,9 @@ pub fn token_comment(address: &str) -> String {
 /// Fails when the live state cannot be matched to the configuration without guessing, for example
 /// when two service principals share the managed display name.
 pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
+    check_state_workspaces(input)?;
+    check_group_name(input)?;
+    consistency::check_state(input)?;
     let mut builder = Builder::new(input);
     let mut changes = match input.operation {
         Operation::Apply => builder.apply_changes()?,
@@ -108,6 +125,31 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         changes,
         warnings: builder.warnings,
     })
+}
+
+/// Rejects a state that records objects in a workspace the configuration no longer declares,
+/// since mlops can neither reach nor clean up a workspace it has no host and credentials for.
+fn check_state_workspaces(input: &PlanInput<'_>) -> Result<(), PlanError> {
+    for resource in &input.state.resources {
+        if input.config.workspace(&resource.workspace).is_none() {
+            let count = input.state.resources.iter().filter(|other| other.workspace == resource.workspace).count();
+            return Err(PlanError::UnknownStateWorkspace { workspace: resource.workspace.clone(), count });
+        }
+    }
+    Ok(())
+}
+
+/// Rejects a change of `names.group` for a group that mlops already manages.
+// TODO: rename the group in place (SCIM PATCH of displayName) and move its grants and ACLs.
+fn check_group_name(input: &PlanInput<'_>) -> Result<(), PlanError> {
+    let wanted = &input.config.names.group;
+    for resource in input.state.resources.iter().filter(|resource| resource.kind == Kind::Group.as_str()) {
+        let recorded = resource.attributes.get("display_name").and_then(Value::as_str).unwrap_or(wanted);
+        if recorded != wanted {
+            return Err(PlanError::GroupRenamed { address: resource.address.clone(), recorded: recorded.to_owned(), wanted: wanted.clone() });
+        }
+    }
+    Ok(())
 }
 
 /// Orders changes by workspace, then by creation stage; deletions come last, in reverse order.
@@ -412,8 +454,16 @@ impl<'a> Builder<'a> {
         if !principal.active {
             drift.push("deactivated outside mlops".to_owned());
         }
+        let recorded_entitlements: Vec<String> = recorded
+            .and_then(|resource| resource.attributes.get("entitlements").cloned())
+            .and_then(|value| serde_json::from_value(value).ok())
+            .unwrap_or_default();
         for entitlement in entitlements.iter().filter(|entitlement| !principal.entitlements.contains(entitlement)) {
-            drift.push(format!("entitlement `{entitlement}` removed outside mlops"));
+            if recorded.is_some() && !recorded_entitlements.contains(entitlement) {
+                drift.push(format!("config changed: entitlement `{entitlement}` added"));
+            } else {
+                drift.push(format!("entitlement `{entitlement}` removed outside mlops"));
+            }
         }
         if !tracked {
             change.action = Action::Import;
@@ -428,7 +478,7 @@ impl<'a> Builder<'a> {
             return Ok(change.no_op(&principal.id));
         }
         change.action = Action::Update;
-        change.drift = true;
+        change.drift = drift.iter().any(|reason| reason.contains("outside mlops"));
         change.reasons = drift;
         Ok(change)
     }
@@ -609,9 +659,13 @@ impl<'a> Builder<'a> {
             .filter(|token| token.comment == marker || token.comment.starts_with(MODULE_TOKEN_COMMENT))
             .filter(|token| token.expiry_time < 0 || token.expiry_time > self.now_ms)
             .collect();
-        candidates.sort_by_key(|token| std::cmp::Reverse(token.creation_time));
-        let Some(token) = candidates.first() else {
-            return change.create(false);
+        let token = match candidates.as_slice() {
+            [] => return change.create(false),
+            [token] => *token,
+            _ => {
+                change.reasons.push(format!("{} tokens could be the current one, so a new token replaces them all", candidates.len()));
+                return change.create(false);
+            }
         };
         let Some(sha256) = self.reader_token_sha256(workspace) else {
             change.reasons.push(format!("token {} exists, but the reader scopes do not all hold one value for it", token.token_id));
@@ -871,8 +925,12 @@ impl<'a> Builder<'a> {
 
 /// Counts the live tokens whose owners lose `CAN_USE` when `principal` loses its grant: members
 /// of the group (everyone for `users`), less those that keep a grant through `admins` or a
-/// declared group.
+/// declared group. Every principal is a member of `users`, so nobody loses access while `users`
+/// keeps its grant.
 fn revoked_token_count(live: &LiveWorkspace, principal: &str, kept: &[String]) -> usize {
+    if kept.iter().any(|group| group == "group:users") {
+        return 0;
+    }
     let members_of = |name: &str| -> Vec<String> { live.groups_named(name).iter().flat_map(|group| group.members.clone()).collect() };
     let mut keeping: Vec<String> = members_of("admins");
     for group in kept {

@@ -148,6 +148,11 @@ fn io_hint(source: &io::Error, path: &Path) -> Option<String> {
             "check that this user may read and write `{}` and its folder",
             path.display()
         )),
+        // Reading text reports bytes that are not UTF-8 as invalid data.
+        io::ErrorKind::InvalidData => Some(format!(
+            "`{}` is not UTF-8 text, so mlops did not write it: restore it from git history",
+            path.display()
+        )),
         _ => None,
     }
 }

@@ -129,6 +129,12 @@ pub enum StateCommand {
         /// Address as printed by `mlops state list`, for example `staging/token`.
         address: String,
     },
+    /// Forget objects: remove them from the state without touching the workspaces.
+    Rm {
+        /// Addresses as printed by `mlops state list`.
+        #[arg(required = true)]
+        addresses: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -46,6 +46,7 @@ impl Embedded {
                 Endpoint { base_url: listening.base_url, credentials: Credentials::Bearer(SecretString::from(token)) },
             );
         }
+        spawn_autosave(emulator.clone(), data.clone());
         Ok((Embedded { emulator, data }, endpoints))
     }
 
@@ -55,6 +56,24 @@ impl Embedded {
             .save(&self.data)
             .with_context(|| format!("failed to save the emulator data file `{}`", self.data.display()))
     }
+}
+
+/// Writes the world to its data file shortly after each change, so that a killed run loses at
+/// most the last few changes of the emulated workspaces.
+fn spawn_autosave(emulator: Emulator, data: PathBuf) {
+    tokio::spawn(async move {
+        let mut saved = emulator.mutation_count();
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let count = emulator.mutation_count();
+            if count != saved {
+                if let Err(error) = emulator.save(&data) {
+                    tracing::warn!("failed to save the emulator data file `{}`: {error}", data.display());
+                }
+                saved = count;
+            }
+        }
+    });
 }
 
 /// Returns a stable numeric id for a workspace that has none configured.

@@ -45,7 +45,8 @@ fn take_lock(store: &StateStore, operation: &str) -> anyhow::Result<StateLock> {
                 || "a process that has not recorded itself yet".to_owned(),
                 |holder| format!("lock {} ({}) of process {} on host {}", holder.id, holder.operation, holder.pid, holder.host),
             );
-            eprintln!("The state {} is locked by {holder}; waiting up to {timeout:?} for it.", store.path().display());
+            let wait = jiff::SignedDuration::try_from(timeout).map_or_else(|_| format!("{timeout:?}"), |wait| format!("{wait:#}"));
+            eprintln!("The state {} is locked by {holder}; waiting up to {wait} for it.", store.path().display());
             Ok(store.lock(operation, timeout)?)
         }
         Err(error) => Err(error.into()),

@@ -10,4 +10,5 @@ mod routing;
 mod scim;
 mod secrets;
 mod tokens;
+mod traffic;
 mod users;

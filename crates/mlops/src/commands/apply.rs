@@ -36,6 +36,10 @@ pub async fn destroy(config_path: &Path, args: DestroyArgs) -> anyhow::Result<u8
 }
 
 async fn execute(session: &Session, plan: Plan, approved: bool, verb: &str) -> anyhow::Result<u8> {
+    if verb == "destroy" && !plan.has_changes() {
+        super::print_stdout("Nothing to destroy: the state records no object.\n")?;
+        return Ok(0);
+    }
     super::print_stdout(&super::plan::render_plan(&plan, Format::Text))?;
     if !plan.has_changes() {
         return Ok(0);
@@ -123,7 +127,7 @@ fn load_saved_plan(path: &Path) -> anyhow::Result<Plan> {
 
 /// Refuses a saved plan made against another state or configuration than the current ones.
 ///
-/// A missing state file is an error and is not created, so a refused plan leaves no trace.
+/// A missing state file is an error and is not created, so a rejected plan leaves no trace.
 fn check_saved_plan(plan: &Plan, path: &Path, session: &Session) -> anyhow::Result<()> {
     let replan = "make a new plan with `mlops plan --out FILE`, review it, and apply that";
     let Some(state) = session.store.read()? else {

@@ -15,7 +15,7 @@ pub async fn run(config_path: &Path, format: Format) -> anyhow::Result<u8> {
 
     let findings: Vec<&mlops_plan::Change> =
         plan.actionable().filter(|change| change.drift || change.action == Action::Rotate).collect();
-    let pending = plan.actionable().filter(|change| !change.drift && change.action != Action::Rotate).count();
+    let pending = plan.actionable().filter(|change| !change.drift && change.action != Action::Rotate && !follows_rotation(change)).count();
     let text = match format {
         Format::Json => json_report(&plan, &findings, pending),
         Format::Markdown => markdown_report(&findings, pending),
@@ -23,6 +23,11 @@ pub async fn run(config_path: &Path, format: Format) -> anyhow::Result<u8> {
     };
     super::print_stdout(&text)?;
     Ok(if findings.is_empty() { 0 } else { 2 })
+}
+
+/// Returns whether a change only carries out a rotation or finishes an interrupted one.
+fn follows_rotation(change: &mlops_plan::Change) -> bool {
+    change.reasons.iter().any(|reason| reason.starts_with("follows the new token") || reason.contains("after an interrupted rotation"))
 }
 
 fn text_report(plan: &Plan, findings: &[&mlops_plan::Change], pending: usize) -> String {
@@ -53,13 +58,23 @@ fn markdown_report(findings: &[&mlops_plan::Change], pending: usize) -> String {
     } else {
         out.push_str("| object | action | reason |\n|---|---|---|\n");
         for change in findings {
-            out.push_str(&format!("| `{}` | {} | {} |\n", change.address, change.action.verb(), change.reasons.join("; ")));
+            out.push_str(&format!("| `{}` | {} due | {} |\n", change.address, action_noun(change.action), change.reasons.join("; ")));
         }
     }
     if pending > 0 {
         out.push_str(&format!("\n{pending} change(s) from the configuration are not applied yet.\n"));
     }
     out
+}
+
+fn action_noun(action: Action) -> &'static str {
+    match action {
+        Action::Rotate => "rotation",
+        Action::Create => "re-creation",
+        Action::Delete => "removal",
+        Action::Import => "import",
+        _ => "repair",
+    }
 }
 
 fn json_report(plan: &Plan, findings: &[&mlops_plan::Change], pending: usize) -> String {

@@ -17,7 +17,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
     let specs = parse_workspaces(&args.workspaces)?;
     let emulator = match &args.data {
         Some(path) => Emulator::load_or_new(path, &specs)?,
-        None => Emulator::new(&specs),
+        None => Emulator::try_new(&specs)?,
     };
 
     for (index, spec) in specs.iter().enumerate() {
@@ -82,10 +82,11 @@ fn parse_workspaces(arguments: &[String]) -> anyhow::Result<Vec<WorkspaceSpec>> 
         };
         let valid_name = name.chars().next().is_some_and(|first| first.is_ascii_lowercase())
             && name.chars().all(|character| character.is_ascii_lowercase() || character.is_ascii_digit() || character == '-' || character == '_');
-        if !valid_name || id.is_empty() || !id.chars().all(|character| character.is_ascii_digit()) {
+        let valid_id = id.chars().all(|character| character.is_ascii_digit()) && id.parse::<i64>().is_ok_and(|number| number > 0);
+        if !valid_name || !valid_id {
             return Err(hinted(
                 format!("invalid --workspace `{argument}`"),
-                "write NAME or NAME=ID, with a lowercase name and a numeric id, e.g. --workspace staging=123456789",
+                "write NAME or NAME=ID, with a lowercase name and a positive numeric id that fits in 64 bits, e.g. --workspace staging=123456789",
             ));
         }
         if specs.iter().any(|spec| spec.name == name) {

@@ -41,6 +41,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             Command::Output(args) => output::run(&config, args.format),
             Command::State(StateCommand::List) => state::list(&config),
             Command::State(StateCommand::Show { address }) => state::show(&config, &address),
+            Command::State(StateCommand::Rm { addresses }) => state::remove(&config, &addresses),
             Command::ForceUnlock { lock_id } => state::force_unlock(&config, &lock_id),
             Command::Verify => verify::run(&config).await,
             Command::Emulator(EmulatorCommand::Serve(args)) => emulator::serve(args).await,

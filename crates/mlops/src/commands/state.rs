@@ -33,6 +33,29 @@ pub fn show(config_path: &Path, address: &str) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+pub fn remove(config_path: &Path, addresses: &[String]) -> anyhow::Result<u8> {
+    let config = load_config(config_path)?;
+    let store = StateStore::new(&config.state_path);
+    let _lock = store.lock("state rm", std::time::Duration::from_secs(0))?;
+    let Some(mut state) = store.read()? else {
+        return Err(hinted(format!("no state file at `{}`", config.state_path.display()), "nothing is managed yet"));
+    };
+    for address in addresses {
+        if state.get(address).is_none() {
+            return Err(hinted(
+                format!("no object `{address}` in the state `{}`; nothing was removed", config.state_path.display()),
+                "list the addresses with `mlops state list`",
+            ));
+        }
+    }
+    for address in addresses {
+        state.remove(address);
+    }
+    store.write(&mut state)?;
+    eprintln!("Removed {} object(s) from the state. The workspaces are unchanged.", addresses.len());
+    Ok(0)
+}
+
 pub fn force_unlock(config_path: &Path, lock_id: &str) -> anyhow::Result<u8> {
     let config = load_config(config_path)?;
     mlops_state::force_unlock(&config.state_path, lock_id)?;

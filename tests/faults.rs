@@ -1,0 +1,122 @@
+//! Faults: with about a fifth of all requests failing (throttling, unavailability, dropped
+//! connections, errors after the server carried a mutation out), a first apply and a rotation
+//! still converge. Retries absorb the throttling and the dropped reads; a failed step fails the
+//! run, and the next run picks up from the state that every finished step wrote.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::reliability::{FIRST_APPLY_TIME, ROTATION_TIME, Setup, WORKSPACES, check_converged};
+
+/// Runs of `apply` allowed before the test gives up on convergence.
+const MAX_RUNS: usize = 12;
+
+/// Path of on-behalf-of token creates.
+const OBO_TOKENS: &str = "/api/2.0/token-management/on-behalf-of/tokens";
+
+/// Path of service principal creates.
+const SERVICE_PRINCIPALS: &str = "/api/2.0/preview/scim/v2/ServicePrincipals";
+
+/// Returns the fault rules of one workspace: one targeted rule first when given, then a mix in
+/// which about one request in five fails before it is carried out, and about one mutation in
+/// `mutation_every` fails after it.
+fn fault_mix(targeted: Option<Value>, mutation_every: u64) -> Value {
+    let mut rules: Vec<Value> = targeted.into_iter().collect();
+    rules.extend([
+        json!({ "kind": "latency", "latency_ms": 2, "every": 3 }),
+        json!({ "kind": "status429", "every": 20, "retry_after": 0 }),
+        json!({ "kind": "status429", "every": 7, "retry_after": 1, "times": 1 }),
+        json!({ "kind": "status503", "every": 16, "retry_after": 0 }),
+        json!({ "kind": "status500_limit", "every": 25, "retry_after": 0 }),
+        json!({ "kind": "drop", "every": 22 }),
+        json!({ "kind": "error_after_mutation", "every": mutation_every }),
+        json!({ "kind": "drop_after_mutation", "every": mutation_every + 2 }),
+    ]);
+    Value::Array(rules)
+}
+
+/// Runs apply until it succeeds, checking that no run panics; returns everything the runs printed.
+fn apply_until_success(setup: &Setup, context: &str) -> String {
+    let mut printed = String::new();
+    for attempt in 1..=MAX_RUNS {
+        let run = setup.run(&["apply", "--auto-approve"]);
+        printed.push_str(&run.stdout);
+        printed.push_str(&run.stderr);
+        assert!(!run.stderr.contains("panicked"), "{context}: run {attempt} panicked:\n{}", run.stderr);
+        match run.code {
+            0 => {
+                println!("{context}: converged after {attempt} run(s) of apply");
+                return printed;
+            }
+            1 => assert!(run.stderr.starts_with("error: ") || run.stderr.contains("\nerror: "), "{context}: run {attempt} failed without an error line:\n{}", run.stderr),
+            other => panic!("{context}: run {attempt} exited with {other}:\n{}", run.stderr),
+        }
+    }
+    panic!("{context}: apply did not succeed within {MAX_RUNS} runs\n{printed}");
+}
+
+/// Returns how often each kind of rule fired, summed over every workspace.
+fn fired_by_kind(setup: &Setup) -> BTreeMap<String, u64> {
+    let mut fired = BTreeMap::new();
+    for workspace in WORKSPACES {
+        for rule in setup.fault_counters(workspace)["rules"].as_array().into_iter().flatten() {
+            let kind = rule["kind"].as_str().unwrap_or_default().to_owned();
+            *fired.entry(kind).or_insert(0) += rule["fired"].as_u64().unwrap_or(0);
+        }
+    }
+    fired
+}
+
+/// Checks that every kind of fault fired, so that the run was really under fire.
+fn assert_every_kind_fired(fired: &BTreeMap<String, u64>, context: &str) {
+    for kind in ["status429", "status503", "status500_limit", "drop", "error_after_mutation", "drop_after_mutation"] {
+        assert!(fired.get(kind).copied().unwrap_or(0) > 0, "{context}: no `{kind}` fault fired: {fired:?}");
+    }
+}
+
+#[test]
+fn first_apply_converges_under_faults() {
+    let setup = Setup::start(FIRST_APPLY_TIME, "");
+    // The targeted rules make sure that both creates which are not idempotent lose their response
+    // after the server carried them out.
+    let principal_lost = json!({ "kind": "drop_after_mutation", "method": "POST", "path_prefix": SERVICE_PRINCIPALS, "times": 1 });
+    let token_lost = json!({ "kind": "error_after_mutation", "method": "POST", "path_prefix": OBO_TOKENS, "times": 1 });
+    setup.set_faults("dev", &fault_mix(None, 7));
+    setup.set_faults("staging", &fault_mix(Some(principal_lost), 7));
+    setup.set_faults("prod", &fault_mix(Some(token_lost), 7));
+
+    let printed = apply_until_success(&setup, "first apply");
+    let fired = fired_by_kind(&setup);
+    setup.clear_faults();
+
+    assert_every_kind_fired(&fired, "first apply");
+    assert!(printed.contains("may still have been carried out"), "no create was looked up after a lost response:\n{printed}");
+    check_converged(&setup, "first apply under faults");
+}
+
+#[test]
+fn rotation_converges_under_faults() {
+    let mut setup = Setup::start(FIRST_APPLY_TIME, "");
+    setup.run(&["apply", "--auto-approve"]).expect_code(0);
+    setup.move_clock(ROTATION_TIME);
+    let token_lost = || json!({ "kind": "drop_after_mutation", "method": "POST", "path_prefix": OBO_TOKENS, "times": 1 });
+    setup.set_faults("dev", &fault_mix(None, 4));
+    setup.set_faults("staging", &fault_mix(Some(token_lost()), 4));
+    setup.set_faults("prod", &fault_mix(Some(token_lost()), 4));
+
+    let printed = apply_until_success(&setup, "rotation");
+    let fired = fired_by_kind(&setup);
+    setup.clear_faults();
+
+    assert_every_kind_fired(&fired, "rotation");
+    assert!(printed.contains("revoked token"), "no token whose response was lost was revoked:\n{printed}");
+    check_converged(&setup, "rotation under faults");
+    let state = setup.state();
+    for registry in ["staging", "prod"] {
+        let token = state["resources"].as_array().unwrap().iter().find(|resource| resource["address"] == format!("{registry}/token")).unwrap();
+        let expiry = token["attributes"]["expiry_time"].as_i64().unwrap();
+        let rotated_at = ROTATION_TIME.parse::<jiff::Timestamp>().unwrap().as_millisecond();
+        assert!(expiry > rotated_at + 90 * 86_400_000, "{registry}/token was not rotated: expiry {expiry}");
+    }
+}
