@@ -1,7 +1,8 @@
 //! Faults: with about a fifth of all requests failing (throttling, unavailability, dropped
-//! connections, errors after the server carried a mutation out), a first apply and a rotation
-//! still converge. Retries absorb the throttling and the dropped reads; a failed step fails the
-//! run, and the next run picks up from the state that every finished step wrote.
+//! connections, errors after the server carried a mutation out) and lists that lag behind
+//! creates, a first apply and a rotation still converge. Retries absorb the throttling and the
+//! dropped reads; a failed step fails the run, and the next run picks up from the state that
+//! every finished step wrote.
 
 use std::collections::BTreeMap;
 
@@ -32,6 +33,7 @@ fn fault_mix(targeted: Option<Value>, mutation_every: u64) -> Value {
         json!({ "kind": "drop", "every": 22 }),
         json!({ "kind": "error_after_mutation", "every": mutation_every }),
         json!({ "kind": "drop_after_mutation", "every": mutation_every + 2 }),
+        json!({ "kind": "eventual_consistency", "window_ms": 300 }),
     ]);
     Value::Array(rules)
 }
@@ -119,4 +121,46 @@ fn rotation_converges_under_faults() {
         let rotated_at = ROTATION_TIME.parse::<jiff::Timestamp>().unwrap().as_millisecond();
         assert!(expiry > rotated_at + 90 * 86_400_000, "{registry}/token was not rotated: expiry {expiry}");
     }
+}
+
+#[test]
+fn lists_lag_behind_creates() {
+    let setup = Setup::start(FIRST_APPLY_TIME, "");
+    setup.set_faults("staging", &json!([{ "kind": "eventual_consistency", "window_ms": 2000 }]));
+    let admin = setup.admin("staging");
+    let listed = |admin: &crate::support::Api, id: &str| {
+        let (status, body) = admin.get("/api/2.0/preview/scim/v2/Groups");
+        assert_eq!(status, 200, "{body}");
+        body["Resources"].as_array().into_iter().flatten().any(|group| group["id"] == id)
+    };
+
+    let (status, group) = admin.send("POST", "/api/2.0/preview/scim/v2/Groups", &json!({ "displayName": "lagging" }));
+    assert!(status == 200 || status == 201, "{group}");
+    let id = group["id"].as_str().expect("group id").to_owned();
+    assert!(!listed(&admin, &id), "a list right after the create shows the new group");
+    let (status, _) = admin.get(&format!("/api/2.0/preview/scim/v2/Groups/{id}"));
+    assert_eq!(status, 200, "a read by id does not find the new group");
+
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    assert!(listed(&admin, &id), "the list still leaves out the group after the window");
+}
+
+#[test]
+fn lost_creates_found_despite_lagging_lists() {
+    let setup = Setup::start(FIRST_APPLY_TIME, "");
+    let lagging = json!({ "kind": "eventual_consistency", "window_ms": 500 });
+    let principal_lost = json!({ "kind": "drop_after_mutation", "method": "POST", "path_prefix": SERVICE_PRINCIPALS, "times": 1 });
+    let token_lost = json!({ "kind": "error_after_mutation", "method": "POST", "path_prefix": OBO_TOKENS, "times": 1 });
+    setup.set_faults("staging", &json!([lagging, principal_lost, token_lost]));
+
+    let run = setup.run(&["apply", "--auto-approve"]);
+    let fired = fired_by_kind(&setup);
+    setup.clear_faults();
+
+    run.expect_code(0);
+    assert!(run.stderr.contains("which this apply adopts"), "the lost service principal was not adopted:\n{}", run.stderr);
+    assert!(run.stderr.contains("whose value was lost"), "the lost token was not revoked:\n{}", run.stderr);
+    assert_eq!(fired.get("drop_after_mutation"), Some(&1), "{fired:?}");
+    assert_eq!(fired.get("error_after_mutation"), Some(&1), "{fired:?}");
+    check_converged(&setup, "creates whose responses were lost, with lagging lists");
 }

@@ -98,7 +98,8 @@ fn removed_workspace_in_state_stops_plan() {
     for args in [&["plan"][..], &["apply", "--auto-approve"], &["destroy", "--auto-approve"], &["drift"]] {
         let run = crate::support::run_in(dir.path(), args, &[]);
         run.expect_code(1);
-        assert!(run.stderr.contains("workspace `dev`, which the configuration no longer declares"), "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains("workspace `dev` is not in the configuration"), "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains("mlops state rm"), "{args:?}: {}", run.stderr);
         assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
     }
 

@@ -1,20 +1,22 @@
-//! Fault injection: latency, throttling and unavailability errors, dropped connections, and
-//! errors or hangs after a request was carried out.
+//! Fault injection: latency, throttling and unavailability errors, dropped connections, errors
+//! or hangs after a request was carried out, and lists that lag behind creates.
 //!
 //! Rules belong to one workspace and are checked in order for every request outside
 //! `/_emulator`. Every matching `latency` rule adds its delay. The first matching rule of any
 //! other kind decides the outcome, and later ones are not counted. `*_after_mutation` rules only
 //! look at requests that turned out to be mutations (see [`is_mutation`]), after carrying them out.
+//! An `eventual_consistency` rule acts on the responses of matching reads only.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::server::{AppState, ConnectionHandle};
 
@@ -41,6 +43,10 @@ pub enum FaultKind {
     HangAfterMutation,
     /// Carries a mutation out, then closes the connection without a response.
     DropAfterMutation,
+    /// Leaves each object that a `POST` created while the rule was set out of the lists that
+    /// matching reads return for `window_ms` (default 1000) of real time, as a service whose
+    /// lists are eventually consistent does. A read of the object by its id still finds it.
+    EventualConsistency,
 }
 
 impl FaultKind {
@@ -85,6 +91,10 @@ pub struct FaultRule {
     /// HTTP status of `error_after_mutation`, 500 by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
+    /// How long an `eventual_consistency` rule leaves a new object out of lists, in milliseconds
+    /// of real time (the emulator clock may be frozen); 1000 by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_ms: Option<u64>,
 }
 
 impl FaultRule {
@@ -100,6 +110,7 @@ impl FaultRule {
             latency_ms: None,
             retry_after: None,
             status: None,
+            window_ms: None,
         }
     }
 
@@ -149,12 +160,19 @@ pub(crate) struct RuleState {
     pub fired: u64,
 }
 
+/// Default of [`FaultRule::window_ms`].
+const DEFAULT_WINDOW: Duration = Duration::from_millis(1000);
+
 /// The fault rules of one workspace.
 #[derive(Clone, Debug, Default, Serialize)]
 pub(crate) struct FaultSet {
     pub rules: Vec<RuleState>,
     /// Mutations of the workspace carried out since the rules were set.
     pub mutations: u64,
+    /// Ids of objects created while an `eventual_consistency` rule was set, with the time of
+    /// their create.
+    #[serde(skip)]
+    created: Vec<(String, Instant)>,
 }
 
 impl FaultSet {
@@ -171,7 +189,44 @@ impl FaultSet {
         Self {
             rules,
             mutations: 0,
+            created: Vec::new(),
         }
+    }
+
+    /// Returns whether any rule lets lists lag behind creates.
+    fn lags_lists(&self) -> bool {
+        self.rules.iter().any(|state| state.rule.kind == FaultKind::EventualConsistency)
+    }
+
+    /// Remembers objects that a create made, for the lists that lag behind.
+    fn remember_created(&mut self, ids: Vec<String>) {
+        let now = Instant::now();
+        let longest = self.rules.iter().filter_map(|state| state.rule.window_ms).map(Duration::from_millis).fold(DEFAULT_WINDOW, Duration::max);
+        self.created.retain(|(_, created)| now.duration_since(*created) < longest);
+        self.created.extend(ids.into_iter().map(|id| (id, now)));
+    }
+
+    /// Returns the ids that a list read at this method and path leaves out, counting the first
+    /// matching `eventual_consistency` rule as fired when there are any.
+    fn ids_left_out(&mut self, method: &Method, path: &str) -> Vec<String> {
+        let Some(index) = self
+            .rules
+            .iter()
+            .position(|state| state.rule.kind == FaultKind::EventualConsistency && state.rule.matches(method, path))
+        else {
+            return Vec::new();
+        };
+        let window = self.rules[index].rule.window_ms.map_or(DEFAULT_WINDOW, Duration::from_millis);
+        let recent: Vec<String> = self
+            .created
+            .iter()
+            .filter(|(_, created)| created.elapsed() < window)
+            .map(|(id, _)| id.clone())
+            .collect();
+        if recent.is_empty() || !self.fire(index) {
+            return Vec::new();
+        }
+        recent
     }
 
     /// Counts a match of rule `index` and returns whether it fires.
@@ -203,7 +258,9 @@ impl FaultSet {
         let mut fault = None;
         for index in 0..self.rules.len() {
             let rule = self.rules[index].rule.clone();
-            let relevant = rule.matches(method, path) && !rule.kind.acts_after_mutation();
+            let relevant = rule.matches(method, path)
+                && !rule.kind.acts_after_mutation()
+                && rule.kind != FaultKind::EventualConsistency;
             if !relevant
                 || (fault.is_some() && rule.kind != FaultKind::Latency)
                 || !self.fire(index)
@@ -252,7 +309,7 @@ impl Fault {
     /// Resolves a fired rule; a latency rule has no outcome besides its delay.
     fn from_rule(rule: &FaultRule) -> Option<Self> {
         let fault = match rule.kind {
-            FaultKind::Latency => return None,
+            FaultKind::Latency | FaultKind::EventualConsistency => return None,
             FaultKind::Status429 => Self::Respond {
                 status: StatusCode::TOO_MANY_REQUESTS,
                 code: "REQUEST_LIMIT_EXCEEDED",
@@ -341,16 +398,110 @@ pub(crate) async fn apply_faults(
 
     let response = next.run(request).await;
     tracing::debug!(workspace = %state.workspace, %method, path, status = response.status().as_u16(), "request served");
+    if method == Method::GET {
+        return leave_out_recent(&state, &method, &path, response).await;
+    }
     if !is_mutation(&method, &path, response.status()) {
         return response;
     }
 
     state.emulator.record_mutation();
+    let response = remember_created(&state, &method, response).await;
     match rules_after_mutation(&state, &method, &path) {
         None => response,
         Some(fault) => {
             tracing::info!(workspace = %state.workspace, %method, path, ?fault, "injected fault after the mutation");
             answer_fault(fault, connection.as_ref()).await
+        }
+    }
+}
+
+/// Records the id of the object a `POST` created, when a rule lets lists lag behind creates.
+async fn remember_created(state: &AppState, method: &Method, response: Response) -> Response {
+    let lags = state.emulator.faults().get(&*state.workspace).is_some_and(FaultSet::lags_lists);
+    if *method != Method::POST || !lags {
+        return response;
+    }
+    let (parts, bytes) = match read_body(response).await {
+        Ok(read) => read,
+        Err(response) => return response,
+    };
+    if let Ok(body) = serde_json::from_slice::<Value>(&bytes) {
+        let ids: Vec<String> = [body.get("id"), body.get("token_info").and_then(|info| info.get("token_id"))]
+            .into_iter()
+            .flatten()
+            .map(id_text)
+            .collect();
+        if let Some(set) = state.emulator.faults().get_mut(&*state.workspace) {
+            set.remember_created(ids);
+        }
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+/// Leaves recently created objects out of a list response, as an `eventual_consistency` rule says.
+async fn leave_out_recent(state: &AppState, method: &Method, path: &str, response: Response) -> Response {
+    let hidden = match state.emulator.faults().get_mut(&*state.workspace) {
+        Some(set) => set.ids_left_out(method, path),
+        None => Vec::new(),
+    };
+    if hidden.is_empty() || !response.status().is_success() {
+        return response;
+    }
+    let (mut parts, bytes) = match read_body(response).await {
+        Ok(read) => read,
+        Err(response) => return response,
+    };
+    let Ok(mut body) = serde_json::from_slice::<Value>(&bytes) else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    if remove_listed(&mut body, &hidden) == 0 {
+        return Response::from_parts(parts, Body::from(bytes));
+    }
+    tracing::info!(workspace = %state.workspace, path, "injected fault: left recently created objects out of a list");
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body.to_string()))
+}
+
+/// Removes the items with a hidden `id` or `token_id` from every list at the top of `body`,
+/// lowers the SCIM counts to match, and returns how many items it removed.
+fn remove_listed(body: &mut Value, hidden: &[String]) -> u64 {
+    let Value::Object(fields) = body else { return 0 };
+    let mut removed = 0;
+    for value in fields.values_mut() {
+        if let Value::Array(items) = value {
+            let before = items.len();
+            items.retain(|item| {
+                let id = item.get("id").or_else(|| item.get("token_id")).map(id_text);
+                !id.is_some_and(|id| hidden.contains(&id))
+            });
+            removed += (before - items.len()) as u64;
+        }
+    }
+    for count in ["totalResults", "itemsPerPage"] {
+        if let Some(total) = fields.get(count).and_then(Value::as_u64) {
+            fields.insert(count.to_owned(), json!(total.saturating_sub(removed)));
+        }
+    }
+    removed
+}
+
+/// Returns an id that may be a JSON string or number as text.
+fn id_text(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Reads a whole response body, or returns a 500 when it cannot be read.
+async fn read_body(response: Response) -> Result<(axum::http::response::Parts, axum::body::Bytes), Response> {
+    let (parts, body) = response.into_parts();
+    match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => Ok((parts, bytes)),
+        Err(error) => {
+            tracing::error!(%error, "failed to read a response body for fault injection");
+            Err((StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error_code": "INTERNAL_ERROR", "message": "The emulator failed to read its own response." }))).into_response())
         }
     }
 }

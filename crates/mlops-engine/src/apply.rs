@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use mlops_config::{Config, TokenUsageMode};
 use mlops_databricks::{AccessControlRequest, AclPermission, PermissionObject, Principal, WorkspaceClient};
 use mlops_plan::address::{Kind, single};
-use mlops_plan::diff::{FIRST_TOKEN_COMMENT, token_comment};
+use mlops_plan::diff::token_comment;
 use mlops_plan::plan::Attributes;
 use mlops_plan::{Action, Change, Plan, fingerprint};
 use mlops_state::{Intent, Resource, State, StateStore};
@@ -25,9 +25,9 @@ use tokio::task::JoinSet;
 
 use crate::connect::Workspaces;
 use crate::error::EngineError;
-use crate::refresh::verify_identity;
 use crate::report::{Event, Reporter};
 
+mod batch;
 mod look_first;
 
 /// Lifetime of the personal token that brings a workspace's token permissions into existence.
@@ -69,13 +69,17 @@ pub async fn apply(
     reporter: Arc<dyn Reporter>,
 ) -> Result<(State, ApplyOutcome), EngineError> {
     check_revocations(config, plan)?;
-    let workspace_ids = check_identities(config, plan, workspaces).await?;
+    let (workspace_ids, without_token_permissions) =
+        tokio::join!(batch::check_identities(config, plan, workspaces), batch::workspaces_without_token_permissions(plan, workspaces));
+    let workspace_ids = workspace_ids?;
+    let without_token_permissions = without_token_permissions?;
     let context = Arc::new(Context::new(config, plan, workspaces, store, state, workspace_ids, options, reporter));
 
-    let first_tokens = create_first_tokens(&context, plan).await?;
+    let first_tokens = batch::create_first_tokens(&context, without_token_permissions).await?;
     let result = run_stages(&context, plan).await;
-    revoke_first_tokens(&context, first_tokens).await;
+    let (recorded, ()) = tokio::join!(batch::record_secret_times(&context, plan), batch::revoke_first_tokens(&context, first_tokens));
     result?;
+    recorded?;
 
     let outcome = context.outcome();
     let state = Arc::try_unwrap(context).map_or_else(|context| context.state().clone(), |context| context.state.into_inner().unwrap_or_else(|poison| poison.into_inner()));
@@ -161,57 +165,6 @@ fn check_revocations(config: &Config, plan: &Plan) -> Result<(), EngineError> {
         }
     }
     Ok(())
-}
-
-/// Checks every workspace the plan writes to against its configured id and the id the plan saw.
-async fn check_identities(config: &Config, plan: &Plan, workspaces: &Workspaces) -> Result<BTreeMap<String, String>, EngineError> {
-    let mut ids = BTreeMap::new();
-    for workspace in &plan.workspaces {
-        let actual = verify_identity(config, &workspace.name, workspaces.client(&workspace.name)).await?;
-        if !workspace.workspace_id.is_empty() && workspace.workspace_id != actual {
-            return Err(EngineError::WorkspaceMismatch {
-                workspace: workspace.name.clone(),
-                expected: workspace.workspace_id.clone(),
-                actual,
-            });
-        }
-        ids.insert(workspace.name.clone(), actual);
-    }
-    Ok(ids)
-}
-
-/// Creates a short-lived personal token in each workspace that has none, since the token
-/// permissions object does not exist before a first token does.
-async fn create_first_tokens(context: &Arc<Context>, plan: &Plan) -> Result<Vec<(String, String)>, EngineError> {
-    let mut created = Vec::new();
-    let granting: Vec<&str> = plan
-        .actionable()
-        .filter(|change| change.kind == Kind::TokenPermission && change.action == Action::Create)
-        .map(|change| change.workspace.as_str())
-        .collect();
-    for workspace in plan.workspaces.iter().filter(|workspace| granting.contains(&workspace.name.as_str())) {
-        let client = context.client(&workspace.name);
-        if client.get_permissions(PermissionObject::Tokens).await?.is_some() {
-            continue;
-        }
-        context.reporter.report(Event::Note {
-            message: format!("{}: creating a short-lived personal token so that token permissions exist", workspace.name),
-        });
-        let token = client.create_personal_token(Some(FIRST_TOKEN_LIFETIME_SECONDS), FIRST_TOKEN_COMMENT).await?;
-        created.push((workspace.name.clone(), token.info.token_id));
-    }
-    Ok(created)
-}
-
-async fn revoke_first_tokens(context: &Arc<Context>, tokens: Vec<(String, String)>) {
-    for (workspace, token_id) in tokens {
-        let result = context.client(&workspace).revoke_personal_token(&token_id).await;
-        let message = match result {
-            Ok(()) => format!("{workspace}: revoked the short-lived personal token {token_id}"),
-            Err(error) => format!("{workspace}: failed to revoke the short-lived personal token {token_id}, which expires by itself: {error}"),
-        };
-        context.reporter.report(Event::Note { message });
-    }
 }
 
 /// Runs one step and returns the object's id.
@@ -573,8 +526,6 @@ async fn secret(context: &Context, change: &Change) -> Result<String, EngineErro
         let value = secret_value(context, change, &key).await?;
         client.put_secret(&scope, &key, &value).await?;
     }
-    let listed = client.list_secrets(&scope).await?;
-    let last_updated = listed.iter().find(|secret| secret.key == key).map(|secret| secret.last_updated_timestamp);
     let value_sha256 = match change.action {
         Action::Import => change.before.as_ref().and_then(|before| before.get("value_sha256")).cloned().unwrap_or(Value::Null),
         _ => json!(context.secret_sha256(change, &key).await?),
@@ -583,7 +534,8 @@ async fn secret(context: &Context, change: &Change) -> Result<String, EngineErro
         ("scope", json!(scope)),
         ("key", json!(key)),
         ("value_sha256", value_sha256),
-        ("last_updated_timestamp", json!(last_updated)),
+        // Filled in by `batch::record_secret_times` with one list per scope.
+        ("last_updated_timestamp", Value::Null),
     ]);
     context.record(change, &remote_id, attributes, None)?;
     Ok(remote_id)

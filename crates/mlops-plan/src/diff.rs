@@ -49,8 +49,6 @@ pub enum PlanError {
     AmbiguousServicePrincipal { workspace: String, display_name: String, count: usize, application_ids: String },
     #[error("workspace `{workspace}` has {count} groups named `{display_name}`")]
     AmbiguousGroup { workspace: String, display_name: String, count: usize },
-    #[error("the state records {count} object(s) in workspace `{workspace}`, which the configuration no longer declares")]
-    UnknownStateWorkspace { workspace: String, count: usize },
     #[error("{address} is the group `{recorded}`, but names.group is now `{wanted}`; renaming the managed group is not supported")]
     GroupRenamed { address: String, recorded: String, wanted: String },
     #[error("state file `{path}`: entry `{address}` is inconsistent: {problem}")]
@@ -65,9 +63,6 @@ impl PlanError {
                 "pin one with `service_principal_application_id: <application id>` under `workspaces.{workspace}` in the configuration"
             )),
             PlanError::AmbiguousGroup { .. } => Some("delete or rename the extra groups, then plan again".to_owned()),
-            PlanError::UnknownStateWorkspace { workspace, .. } => Some(format!(
-                "declare workspace `{workspace}` again and run `mlops destroy` or remove its links to delete those objects, or drop them from state with `mlops state rm ADDRESS` (see `mlops state list`)"
-            )),
             PlanError::GroupRenamed { recorded, .. } => Some(format!(
                 "set names.group back to `{recorded}`; to move to a new group, run `mlops destroy` with the old name first"
             )),
@@ -89,7 +84,6 @@ pub fn token_comment(address: &str) -> String {
 /// Fails when the live state cannot be matched to the configuration without guessing, for example
 /// when two service principals share the managed display name.
 pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
-    check_state_workspaces(input)?;
     check_group_name(input)?;
     consistency::check_state(input)?;
     let mut builder = Builder::new(input);
@@ -125,18 +119,6 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         changes,
         warnings: builder.warnings,
     })
-}
-
-/// Rejects a state that records objects in a workspace the configuration no longer declares,
-/// since mlops can neither reach nor clean up a workspace it has no host and credentials for.
-fn check_state_workspaces(input: &PlanInput<'_>) -> Result<(), PlanError> {
-    for resource in &input.state.resources {
-        if input.config.workspace(&resource.workspace).is_none() {
-            let count = input.state.resources.iter().filter(|other| other.workspace == resource.workspace).count();
-            return Err(PlanError::UnknownStateWorkspace { workspace: resource.workspace.clone(), count });
-        }
-    }
-    Ok(())
 }
 
 /// Rejects a change of `names.group` for a group that mlops already manages.
@@ -652,7 +634,7 @@ impl<'a> Builder<'a> {
     /// reader scope holds one same value for it; otherwise plans a new token.
     fn adopt_token(&self, mut change: Change, workspace: &str, live: &LiveWorkspace, principal_id: &str, facts: &mut RegistryFacts) -> Change {
         let marker = token_comment(&change.address);
-        let mut candidates: Vec<&crate::live::LiveToken> = live
+        let candidates: Vec<&crate::live::LiveToken> = live
             .tokens
             .iter()
             .filter(|token| token.owner_id.as_deref() == Some(principal_id))

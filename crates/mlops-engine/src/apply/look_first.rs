@@ -16,6 +16,13 @@ use crate::report::Event;
 /// Attempts of one create, counting the first.
 const CREATE_ATTEMPTS: u32 = 3;
 
+/// Wait before a look, so that a list shows what the failed attempt created.
+///
+/// NOTE: workspace lists are eventually consistent and no bound on the lag is published; this
+/// wait is a guess. A look that still misses the object leads to a second service principal,
+/// which the next plan reports, or to a second token, which the next plan revokes.
+const LOOK_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Returns whether a failed request may have been carried out by the server.
 fn outcome_unknown(error: &Error) -> bool {
     match error {
@@ -27,8 +34,6 @@ fn outcome_unknown(error: &Error) -> bool {
 
 /// Creates the service principal of `change`, adopting the one a failed attempt made.
 ///
-/// NOTE: the look is a filtered list, so a workspace that is slow to show a new service principal
-/// in lists can still end with two; the next plan then stops with an error that names both.
 pub(super) async fn create_service_principal(
     context: &Context,
     change: &Change,
@@ -48,6 +53,7 @@ pub(super) async fn create_service_principal(
             return Err(error.into());
         }
         note_unknown_outcome(context, address, &error);
+        tokio::time::sleep(LOOK_DELAY).await;
 
         let mut found = client.list_service_principals(Some(&filter)).await?;
         match found.len() {
@@ -93,6 +99,7 @@ pub(super) async fn create_token(context: &Context, request: &TokenRequest<'_>) 
             return Err(error.into());
         }
         note_unknown_outcome(context, &request.change.address, &error);
+        tokio::time::sleep(LOOK_DELAY).await;
         revoke_unrecorded_tokens(context, client, request).await?;
         attempt += 1;
     }

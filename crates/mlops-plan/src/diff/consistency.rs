@@ -38,7 +38,7 @@ fn check_resource(input: &PlanInput<'_>, resource: &Resource) -> Result<(), Prob
         return Err(Problem {
             text: format!("workspace `{}` is not in the configuration", resource.workspace),
             fix: format!(
-                "add workspace `{}` back to the configuration so that apply can remove its objects, or delete its entries from the state file",
+                "add workspace `{}` back to the configuration so that apply can remove its objects, or forget them with `mlops state rm ADDRESS...` (see `mlops state list`)",
                 resource.workspace
             ),
         });
