@@ -333,16 +333,7 @@ impl<'a> Builder<'a> {
                     change
                 }
             },
-            _ => {
-                if recorded.is_some() {
-                    change.reasons.push("removed outside mlops".to_owned());
-                    change.drift = true;
-                    change.action = Action::Create;
-                    change
-                } else {
-                    change.create(false)
-                }
-            }
+            _ => change.recreate(recorded.is_some(), "removed outside mlops"),
         }
     }
 
@@ -515,16 +506,7 @@ impl<'a> Builder<'a> {
         match (is_member, recorded) {
             (true, Some(_)) => change.no_op(&remote_id),
             (true, None) => change.import(&remote_id),
-            (false, recorded) => {
-                if recorded.is_some() {
-                    change.reasons.push("removed outside mlops, which also revoked the service principal's tokens".to_owned());
-                    change.drift = true;
-                    change.action = Action::Create;
-                    change
-                } else {
-                    change.create(false)
-                }
-            }
+            (false, recorded) => change.recreate(recorded.is_some(), "removed outside mlops, which also revoked the service principal's tokens"),
         }
     }
 
@@ -547,16 +529,7 @@ impl<'a> Builder<'a> {
         match (granted, recorded) {
             (true, Some(_)) => change.no_op("root"),
             (true, None) => change.import("root"),
-            (false, recorded) => {
-                if recorded.is_some() {
-                    change.reasons.push("removed outside mlops".to_owned());
-                    change.drift = true;
-                    change.action = Action::Create;
-                    change
-                } else {
-                    change.create(false)
-                }
-            }
+            (false, recorded) => change.recreate(recorded.is_some(), "removed outside mlops"),
         }
     }
 
@@ -963,6 +936,18 @@ impl Change {
         self.remote_id = Some(remote_id.to_owned());
         self.reasons.push("exists but is not in state".to_owned());
         self
+    }
+
+    /// Marks a missing object for creation, with `reason` as drift when state knew it.
+    fn recreate(self, was_recorded: bool, reason: &str) -> Change {
+        if !was_recorded {
+            return self.create(false);
+        }
+        let mut change = self;
+        change.reasons.push(reason.to_owned());
+        change.drift = true;
+        change.action = Action::Create;
+        change
     }
 
     /// Marks the object for creation; `was_recorded` means state knew it, so it was deleted outside mlops.
