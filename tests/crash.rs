@@ -3,8 +3,8 @@
 //!
 //! A crash point is the k-th mutation of one workspace, either just after the emulator carried it
 //! out (its response never arrives) or just before (the request is on its way and held back). A
-//! reference run counts the mutations of each workspace; then, for every workspace, every k and
-//! both moments, a fresh emulator holds that request, the test kills `apply` as soon as the
+//! reference run counts the mutations of each workspace. Then, for every workspace, every k and
+//! both moments, a fresh emulator holds that request back. The test kills `apply` as soon as the
 //! emulator reports it held, and runs `apply` again. Other workspaces run their steps
 //! concurrently, so they may be anywhere in the same stage when the kill lands.
 
@@ -134,4 +134,26 @@ fn crash_during_rotation() {
     let covered = crash_everywhere(Scenario::Rotation);
 
     assert!(covered >= 10, "a rotation of two tokens makes more than {} mutations", covered / 2);
+}
+
+#[test]
+fn orphaned_token_reported_and_revoked() {
+    let setup = prepare(Scenario::FirstApply);
+    let token_create = json!([{ "kind": "hang_after_mutation", "method": "POST", "path_prefix": "/api/2.0/token-management/on-behalf-of/tokens", "times": 1 }]);
+    setup.set_faults("prod", &token_create);
+    let mut apply = setup.spawn(&["apply", "--auto-approve"]);
+    setup.wait_for_fired_rule("prod", &mut apply);
+    apply.kill();
+    setup.clear_faults();
+
+    let drift = setup.run(&["drift"]);
+    drift.expect_code(2);
+    assert!(drift.stdout.contains("prod/token/"), "{}", drift.stdout);
+    assert!(drift.stdout.contains("orphaned by an interrupted apply"), "{}", drift.stdout);
+    let plan = setup.run(&["plan"]);
+    plan.expect_code(0);
+    assert!(plan.stdout.contains("an interrupted apply did not finish creating it"), "{}", plan.stdout);
+
+    setup.run(&["apply", "--auto-approve"]).expect_code(0);
+    check_converged(&setup, "token create killed after the server carried it out");
 }

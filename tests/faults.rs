@@ -1,7 +1,7 @@
 //! Faults: with about a fifth of all requests failing (throttling, unavailability, dropped
 //! connections, errors after the server carried a mutation out) and lists that lag behind
 //! creates, a first apply and a rotation still converge. Retries absorb the throttling and the
-//! dropped reads; a failed step fails the run, and the next run picks up from the state that
+//! dropped reads. A failed step fails the run, and the next run picks up from the state that
 //! every finished step wrote.
 
 use std::collections::BTreeMap;
@@ -26,11 +26,13 @@ fn fault_mix(targeted: Option<Value>, mutation_every: u64) -> Value {
     let mut rules: Vec<Value> = targeted.into_iter().collect();
     rules.extend([
         json!({ "kind": "latency", "latency_ms": 2, "every": 3 }),
+        // A later rule counts only the requests that no earlier rule failed, so the rarest
+        // faults come first.
+        json!({ "kind": "drop", "every": 22 }),
+        json!({ "kind": "status500_limit", "every": 18, "retry_after": 0 }),
+        json!({ "kind": "status503", "every": 16, "retry_after": 0 }),
         json!({ "kind": "status429", "every": 20, "retry_after": 0 }),
         json!({ "kind": "status429", "every": 7, "retry_after": 1, "times": 1 }),
-        json!({ "kind": "status503", "every": 16, "retry_after": 0 }),
-        json!({ "kind": "status500_limit", "every": 25, "retry_after": 0 }),
-        json!({ "kind": "drop", "every": 22 }),
         json!({ "kind": "error_after_mutation", "every": mutation_every }),
         json!({ "kind": "drop_after_mutation", "every": mutation_every + 2 }),
         json!({ "kind": "eventual_consistency", "window_ms": 300 }),
@@ -38,7 +40,8 @@ fn fault_mix(targeted: Option<Value>, mutation_every: u64) -> Value {
     Value::Array(rules)
 }
 
-/// Runs apply until it succeeds, checking that no run panics; returns everything the runs printed.
+/// Runs apply until it succeeds, checking that no run panics, and returns everything the runs
+/// printed.
 fn apply_until_success(setup: &Setup, context: &str) -> String {
     let mut printed = String::new();
     for attempt in 1..=MAX_RUNS {
@@ -92,6 +95,7 @@ fn first_apply_converges_under_faults() {
     let fired = fired_by_kind(&setup);
     setup.clear_faults();
 
+    println!("first apply: faults fired {fired:?}");
     assert_every_kind_fired(&fired, "first apply");
     assert!(printed.contains("may still have been carried out"), "no create was looked up after a lost response:\n{printed}");
     check_converged(&setup, "first apply under faults");
@@ -102,15 +106,16 @@ fn rotation_converges_under_faults() {
     let mut setup = Setup::start(FIRST_APPLY_TIME, "");
     setup.run(&["apply", "--auto-approve"]).expect_code(0);
     setup.move_clock(ROTATION_TIME);
-    let token_lost = || json!({ "kind": "drop_after_mutation", "method": "POST", "path_prefix": OBO_TOKENS, "times": 1 });
+    let token_lost = |kind: &str| json!({ "kind": kind, "method": "POST", "path_prefix": OBO_TOKENS, "times": 1 });
     setup.set_faults("dev", &fault_mix(None, 4));
-    setup.set_faults("staging", &fault_mix(Some(token_lost()), 4));
-    setup.set_faults("prod", &fault_mix(Some(token_lost()), 4));
+    setup.set_faults("staging", &fault_mix(Some(token_lost("drop_after_mutation")), 4));
+    setup.set_faults("prod", &fault_mix(Some(token_lost("error_after_mutation")), 4));
 
     let printed = apply_until_success(&setup, "rotation");
     let fired = fired_by_kind(&setup);
     setup.clear_faults();
 
+    println!("rotation: faults fired {fired:?}");
     assert_every_kind_fired(&fired, "rotation");
     assert!(printed.contains("revoked token"), "no token whose response was lost was revoked:\n{printed}");
     check_converged(&setup, "rotation under faults");

@@ -1,6 +1,6 @@
 //! Hostile input: damaged or inconsistent state files (`tests/fixtures/state/`), damaged, edited
-//! or stale saved plans (`tests/fixtures/plan/`), and malformed answers from a workspace (a small
-//! server in this file). Every case exits 1 with an error that names the input and a hint with
+//! or stale saved plans (`tests/fixtures/plan/`), and malformed responses from a workspace (a
+//! small server in this file). Every case exits 1 with an error that names the input and a hint with
 //! the fix, panics nowhere and changes no file. Bad configurations are in `config_errors.rs`.
 
 use std::collections::BTreeMap;
@@ -162,23 +162,23 @@ bad_plan_tests!(
 /// What the hostile workspace sends back.
 #[derive(Clone, Copy, Debug)]
 enum Answer {
-    /// `Me` answers 200 with a body that is not JSON.
+    /// `Me` returns 200 with a body that is not JSON.
     MeInvalidJson,
-    /// `Me` answers 200 with an HTML login page, as a proxy in front of the workspace would.
+    /// `Me` returns 200 with an HTML login page, as a proxy in front of the workspace would.
     MeHtmlPage,
-    /// `Me` answers 200 with JSON labelled `text/plain`.
+    /// `Me` returns 200 with JSON labelled `text/plain`.
     MeWrongContentType,
-    /// `Me` answers without `userName`.
+    /// `Me` returns no `userName`.
     MeMissingField,
-    /// `Me` answers without `X-Databricks-Org-Id`.
+    /// `Me` comes without `X-Databricks-Org-Id`.
     MeMissingOrgId,
-    /// `Me` answers with another workspace id.
+    /// `Me` comes with another workspace id.
     MeOtherWorkspace,
     /// `Me` announces a body larger than the client reads.
     MeOversizedBody,
-    /// `Me` answers 502 with an HTML error page.
+    /// `Me` returns 502 with an HTML error page.
     MeHtmlErrorPage,
-    /// `Me` is fine, and every list answers objects without their ids.
+    /// `Me` is fine, and every list returns objects without their ids.
     ListsMissingIds,
 }
 

@@ -78,6 +78,8 @@ fn dead_holder_lock_taken_over() {
     assert_eq!(lock_record(&setup)["id"], lock_id.as_str(), "the killed process left no lock file");
     let next = setup.run(&["apply", "--auto-approve"]);
     next.expect_code(0);
+    assert!(next.stderr.contains(&format!("The state lock {lock_id} of process {}", holder.child.id())), "{}", next.stderr);
+    assert!(next.stderr.contains("took it over"), "{}", next.stderr);
     assert!(!setup.path().join("state/mlops.state.json.lock").exists(), "the lock file stayed after a clean run");
     check_converged(&setup, "apply after the lock holder was killed");
 }

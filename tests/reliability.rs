@@ -33,7 +33,7 @@ pub const REGISTRIES: [&str; 2] = ["staging", "prod"];
 /// The workspaces that `mlops emulator serve` starts by default.
 pub const WORKSPACES: [&str; 3] = ["dev", "staging", "prod"];
 
-/// Longest wait for an emulator condition before a test gives up.
+/// Maximum wait for an emulator condition before a test gives up.
 const WAIT_LIMIT: Duration = Duration::from_secs(120);
 
 /// A served emulator, a folder with a configuration for it, and the time every run uses.
@@ -55,7 +55,7 @@ impl Setup {
         Setup { served, dir, now: now.to_owned(), spawned: AtomicUsize::new(0) }
     }
 
-    /// Returns the folder that holds the configuration.
+    /// Returns the folder that contains the configuration.
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -259,9 +259,9 @@ fn id_text(value: &Value) -> String {
     }
 }
 
-/// Checks that the world and the state agree and hold exactly what the configuration asks for:
+/// Checks that the world and the state agree and contain exactly what the configuration requests.
 /// `plan` has no changes, each registry has one service principal and one live `mlops` token
-/// owned by it, every reader scope holds a token that works, and no intent is left in state.
+/// owned by it, every reader scope contains a token that works, and no intent is left in state.
 /// `context` names the scenario in failure messages.
 pub fn check_converged(setup: &Setup, context: &str) {
     let plan = setup.run(&["plan", "--detailed-exitcode"]);
@@ -296,8 +296,8 @@ fn check_registry(setup: &Setup, registry: &str, context: &str) {
     assert_eq!(id_text(&ours[0]["owner_id"]), principal_id, "{context}: the {registry} token is not the service principal's");
 }
 
-/// Checks that a reader scope holds a token of the registry's service principal that can search
-/// the registry.
+/// Checks that a reader scope contains a token of the registry's service principal that can
+/// search the registry.
 fn check_reader_token(setup: &Setup, reader: &str, scope: &str, registry: &str, prefix: &str, context: &str) {
     let link = format!("{reader} -> {registry}");
     let token = setup

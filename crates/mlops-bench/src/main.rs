@@ -62,6 +62,10 @@ struct Args {
     #[arg(long)]
     mlops: Option<PathBuf>,
 
+    /// Runs of each scenario; the report shows the run with the median wall time.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    runs: u64,
+
     /// Skips the runs with one request at a time.
     #[arg(long)]
     no_sequential: bool,
@@ -109,10 +113,10 @@ fn run(args: Args) -> anyhow::Result<()> {
     let network = Network { latency, scim_limit: usize::try_from(args.scim_limit)? };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
 
-    let concurrent = run_suite(&runtime, &mlops, &args, network, Mode::Concurrent)?;
+    let concurrent = run_suites(&runtime, &mlops, &args, network, Mode::Concurrent)?;
     let sequential = match args.no_sequential {
         true => None,
-        false => Some(run_suite(&runtime, &mlops, &args, network, Mode::Sequential)?),
+        false => Some(run_suites(&runtime, &mlops, &args, network, Mode::Sequential)?),
     };
 
     print_report(&args, &mlops, concurrent, sequential, latency);
@@ -146,7 +150,30 @@ fn build_mlops() -> anyhow::Result<PathBuf> {
     Ok(mlops)
 }
 
-/// Runs every scenario in one mode, each world fresh.
+/// Runs every scenario `--runs` times in one mode and returns, for each scenario, the run with
+/// the median wall time.
+fn run_suites(runtime: &Runtime, mlops: &Path, args: &Args, network: Network, mode: Mode) -> anyhow::Result<[Sample; 5]> {
+    let mut runs: Vec<[Sample; 5]> = Vec::new();
+    for _ in 0..args.runs {
+        runs.push(run_suite(runtime, mlops, args, network, mode)?.into_samples());
+    }
+
+    let mut by_scenario: [Vec<Sample>; 5] = Default::default();
+    for samples in runs {
+        for (index, sample) in samples.into_iter().enumerate() {
+            by_scenario[index].push(sample);
+        }
+    }
+    Ok(by_scenario.map(median))
+}
+
+/// Returns the sample with the median wall time; of an even count, the slower of the middle two.
+fn median(mut samples: Vec<Sample>) -> Sample {
+    samples.sort_by_key(|sample| sample.wall);
+    samples.swap_remove(samples.len() / 2)
+}
+
+/// Runs every scenario once in one mode, each world fresh.
 fn run_suite(runtime: &Runtime, mlops: &Path, args: &Args, network: Network, mode: Mode) -> anyhow::Result<Suite> {
     let measure = |world: &World, label: &str, command: &[&str], now: Option<Timestamp>| -> anyhow::Result<Sample> {
         let sample = world.run(mlops, command, now).with_context(|| format!("scenario `{label}` failed"))?;
@@ -177,13 +204,14 @@ fn run_suite(runtime: &Runtime, mlops: &Path, args: &Args, network: Network, mod
     Ok(Suite { steady_plan, first_apply, rotation, fleet_apply, fleet_plan })
 }
 
-fn print_report(args: &Args, mlops: &Path, concurrent: Suite, sequential: Option<Suite>, latency: Duration) {
+fn print_report(args: &Args, mlops: &Path, concurrent: [Sample; 5], sequential: Option<[Sample; 5]>, latency: Duration) {
     println!(
         "mlops benchmark: {} ms per request (one round trip, RTT), SCIM limit {} requests in flight per workspace",
         args.latency_ms, args.scim_limit
     );
     println!("machine: {}", report::machine());
     println!("binary: {}", mlops.display());
+    println!("each row: the run with the median wall time of {} runs", args.runs);
     println!();
 
     let fleet = format!("{} registries, {} readers", args.registries, args.readers);
@@ -194,10 +222,10 @@ fn print_report(args: &Args, mlops: &Path, concurrent: Suite, sequential: Option
         format!("fleet first apply ({fleet})"),
         format!("fleet plan ({fleet})"),
     ];
-    let mut sequential = sequential.map(|suite| suite.into_samples().into_iter());
+    let mut sequential = sequential.map(IntoIterator::into_iter);
     let rows: Vec<Row> = labels
         .into_iter()
-        .zip(concurrent.into_samples())
+        .zip(concurrent)
         .map(|(label, concurrent)| Row { label, concurrent, sequential: sequential.as_mut().and_then(Iterator::next) })
         .collect();
     print!("{}", report::table(&rows, latency));

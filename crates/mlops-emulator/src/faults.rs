@@ -439,7 +439,7 @@ async fn remember_created(state: &AppState, method: &Method, response: Response)
     Response::from_parts(parts, Body::from(bytes))
 }
 
-/// Leaves recently created objects out of a list response, as an `eventual_consistency` rule says.
+/// Leaves recently created objects out of a list response, as an `eventual_consistency` rule sets.
 async fn leave_out_recent(state: &AppState, method: &Method, path: &str, response: Response) -> Response {
     let hidden = match state.emulator.faults().get_mut(&*state.workspace) {
         Some(set) => set.ids_left_out(method, path),

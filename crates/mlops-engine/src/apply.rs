@@ -29,6 +29,7 @@ use crate::report::{Event, Reporter};
 
 mod batch;
 mod look_first;
+mod persist;
 
 /// Lifetime of the personal token that brings a workspace's token permissions into existence.
 const FIRST_TOKEN_LIFETIME_SECONDS: i64 = 600;
@@ -685,6 +686,8 @@ struct Context {
     workspaces: Workspaces,
     store: StateStore,
     state: Mutex<State>,
+    /// Shares state file writes between steps that finish together.
+    journal: persist::Journal,
     runtime: Mutex<Runtime>,
     workspace_ids: BTreeMap<String, String>,
     /// Serializes the read-modify-write of permission objects within each workspace, since two
@@ -734,6 +737,7 @@ impl Context {
             workspaces: workspaces.clone(),
             store: StateStore::new(store.path()),
             state: Mutex::new(state),
+            journal: persist::Journal::default(),
             runtime: Mutex::new(runtime),
             permission_locks: config.workspaces.iter().map(|workspace| (workspace.name.clone(), tokio::sync::Mutex::new(()))).collect(),
             workspace_ids,
@@ -822,18 +826,11 @@ impl Context {
     }
 
     fn save(&self, resource: Resource) -> Result<(), EngineError> {
-        let mut state = self.state();
-        state.upsert(resource);
-        self.store.write(&mut state)?;
-        Ok(())
+        self.save_all(vec![resource])
     }
 
     fn forget(&self, address: &str) -> Result<(), EngineError> {
-        let mut state = self.state();
-        if state.remove(address).is_some() {
-            self.store.write(&mut state)?;
-        }
-        Ok(())
+        self.commit(|state| state.remove(address).is_some())
     }
 
     fn count(&self, action: Action) {

@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use mlops_config::Config;
 use mlops_engine::{Event, Reporter, Workspaces};
 use mlops_plan::{Live, Operation, Plan, PlanInput};
-use mlops_state::{State, StateError, StateLock, StateStore};
+use mlops_state::{LockInfo, State, StateError, StateLock, StateStore};
 
 use crate::embedded::Embedded;
 
@@ -38,8 +38,12 @@ pub fn set_lock_timeout(timeout: Duration) {
 /// up to the lock timeout with a note on stderr that names the holder.
 fn take_lock(store: &StateStore, operation: &str) -> anyhow::Result<StateLock> {
     let timeout = LOCK_TIMEOUT.get().copied().unwrap_or(Duration::ZERO);
+    let recorded = recorded_holder(store);
     match store.lock(operation, Duration::ZERO) {
-        Ok(lock) => Ok(lock),
+        Ok(lock) => {
+            note_taken_over(recorded, &lock);
+            Ok(lock)
+        }
         Err(StateError::LockTimeout { holder, .. }) if !timeout.is_zero() => {
             let holder = holder.map_or_else(
                 || "a process that has not recorded itself yet".to_owned(),
@@ -51,6 +55,50 @@ fn take_lock(store: &StateStore, operation: &str) -> anyhow::Result<StateLock> {
         }
         Err(error) => Err(error.into()),
     }
+}
+
+/// A holder record found in the lock file, with the identity of that file.
+struct RecordedHolder {
+    info: LockInfo,
+    file: Option<(u64, u64)>,
+}
+
+/// Returns the holder recorded in the lock file, if there is a readable one.
+fn recorded_holder(store: &StateStore) -> Option<RecordedHolder> {
+    let path = store.lock_path();
+    let file = file_identity(&path);
+    let text = std::fs::read_to_string(&path).ok()?;
+    let info = serde_json::from_str(&text).ok()?;
+    Some(RecordedHolder { info, file })
+}
+
+/// Returns the device and inode of a file.
+#[cfg(unix)]
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|metadata| (metadata.dev(), metadata.ino()))
+}
+
+/// Returns nothing, because `std` has no portable file identity here.
+#[cfg(not(unix))]
+fn file_identity(_path: &Path) -> Option<(u64, u64)> {
+    None
+}
+
+/// Notes on stderr that the lock file named a holder that ended without releasing the lock.
+///
+/// A holder that ends normally removes the lock file, and the operating system releases the lock
+/// of a process that ends in any way. So when this process locked, at once, the very file that
+/// named another holder, that holder is gone.
+fn note_taken_over(recorded: Option<RecordedHolder>, lock: &StateLock) {
+    let Some(RecordedHolder { info: previous, file: Some(file) }) = recorded else { return };
+    if file_identity(lock.lock_path()) != Some(file) {
+        return;
+    }
+    eprintln!(
+        "The state lock {} of process {} on host {} ({}, since {}) was left behind by a run that ended without releasing it; this run took it over.",
+        previous.id, previous.pid, previous.host, previous.operation, previous.created
+    );
 }
 
 /// Loads and validates the configuration.

@@ -153,10 +153,9 @@ pub(super) async fn record_secret_times(context: &Arc<Context>, plan: &Plan) -> 
         });
     }
 
-    let results = join_in_order(tasks).await;
     let mut first_error = None;
-    let mut state = context.state();
-    for result in results {
+    let mut stamped = Vec::new();
+    for result in join_in_order(tasks).await {
         let (addresses, secrets) = match result {
             Ok(listed) => listed,
             Err(error) => {
@@ -165,13 +164,15 @@ pub(super) async fn record_secret_times(context: &Arc<Context>, plan: &Plan) -> 
             }
         };
         for address in addresses {
-            let Some(mut resource) = state.get(&address).cloned() else { continue };
+            let Some(mut resource) = context.recorded(&address) else { continue };
             let key = resource.attributes.get("key").and_then(Value::as_str).unwrap_or_default().to_owned();
             let time = secrets.iter().find(|secret| secret.key == key).map(|secret| secret.last_updated_timestamp);
             resource.attributes.insert("last_updated_timestamp".to_owned(), json!(time));
-            state.upsert(resource);
+            stamped.push(resource);
         }
     }
-    context.store.write(&mut state)?;
+    if !stamped.is_empty() {
+        context.save_all(stamped)?;
+    }
     first_error.map_or(Ok(()), |error| Err(error.into()))
 }

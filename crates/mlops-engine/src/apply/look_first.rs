@@ -3,7 +3,7 @@
 //! A create of a service principal or a token that fails with a dropped connection, a timeout, a
 //! server error or an unreadable success response may still have been carried out. Sending it
 //! again blindly could make a second service principal or a second token, so each function here
-//! looks first: it adopts the service principal that the failed attempt made, and revokes a token
+//! looks first. It adopts the service principal that the failed attempt made. It revokes the token
 //! that the failed attempt made, because that token's value never arrived.
 
 use mlops_databricks::{CreatedToken, Error, ServicePrincipal, WorkspaceClient};

@@ -1,6 +1,6 @@
 //! Checks that every state entry fits the configuration and the live workspaces before a plan
-//! acts on it, so that a state edited by hand or copied from another setup stops the plan
-//! instead of steering deletes at the wrong object or workspace.
+//! acts on it. A state edited by hand or copied from another setup then stops the plan, instead
+//! of steering deletes at the wrong object or workspace.
 
 use mlops_state::Resource;
 
@@ -20,7 +20,7 @@ pub(super) fn check_state(input: &PlanInput<'_>) -> Result<(), PlanError> {
     Ok(())
 }
 
-/// What is wrong with one entry, and how to fix it.
+/// Problem of one state entry, with its fix.
 struct Problem {
     text: String,
     fix: String,

@@ -34,14 +34,14 @@ impl Builder<'_> {
             let Some(live) = self.input.live.workspaces.get(&workspace.name) else { continue };
             let address = single(&workspace.name, Kind::Token);
             let Some(token_change) = changes.iter().find(|change| change.address == address) else { continue };
-            let kept = self.tokens_handled_by(token_change);
+            let handled = self.tokens_handled_by(token_change);
             let principal_id = self.registries.get(&workspace.name).and_then(|facts| facts.service_principal_id.clone());
             let marker = token_comment(&address);
 
             for token in &live.tokens {
                 let ours = principal_id.is_some() && token.owner_id == principal_id && token.comment == marker;
                 let first = token.comment == FIRST_TOKEN_COMMENT;
-                if (ours || first) && !kept.contains(&token.token_id) {
+                if (ours || first) && !handled.contains(&token.token_id) {
                     orphans.push(orphan_change(&workspace.name, token));
                 }
             }
@@ -89,7 +89,7 @@ impl Builder<'_> {
     }
 }
 
-/// Returns the deletion of a token that no state entry names.
+/// Returns the revocation of a token that no state entry names.
 fn orphan_change(workspace: &str, token: &LiveToken) -> Change {
     let before = [
         ("token_id", json!(token.token_id)),
@@ -103,7 +103,8 @@ fn orphan_change(workspace: &str, token: &LiveToken) -> Change {
         workspace: workspace.to_owned(),
         action: Action::Delete,
         reasons: vec![ORPHANED.to_owned()],
-        drift: false,
+        // A live token that nobody holds is reported by `mlops drift`, like a change outside mlops.
+        drift: true,
         remote_id: Some(token.token_id.clone()),
         before: Some(before.into_iter().map(|(key, value)| (key.to_owned(), value)).collect()),
         after: None,
