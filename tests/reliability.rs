@@ -65,10 +65,13 @@ impl Setup {
         self.path().join("state/mlops.state.json")
     }
 
-    /// Returns the environment of a run: the admin tokens and `MLOPS_NOW`.
+    /// Returns the environment of a run: the admin tokens, `MLOPS_NOW`, and one request at a
+    /// time per workspace, so that the k-th mutation of a workspace is the same request in every
+    /// run and a fault rule armed for it always fires.
     pub fn env(&self) -> Vec<(String, String)> {
         let mut env = self.served.token_env();
         env.push(("MLOPS_NOW".to_owned(), self.now.clone()));
+        env.push(("MLOPS_MAX_CONCURRENT_REQUESTS".to_owned(), "1".to_owned()));
         env
     }
 

@@ -70,13 +70,10 @@ pub async fn apply(
     reporter: Arc<dyn Reporter>,
 ) -> Result<(State, ApplyOutcome), EngineError> {
     check_revocations(config, plan)?;
-    let (workspace_ids, without_token_permissions) =
-        tokio::join!(batch::check_identities(config, plan, workspaces), batch::workspaces_without_token_permissions(plan, workspaces));
-    let workspace_ids = workspace_ids?;
-    let without_token_permissions = without_token_permissions?;
-    let context = Arc::new(Context::new(config, plan, workspaces, store, state, workspace_ids, options, reporter));
+    let preflight = batch::preflight(config, plan, workspaces).await?;
+    let context = Arc::new(Context::new(config, plan, workspaces, store, state, preflight.workspace_ids, options, reporter));
 
-    let first_tokens = batch::create_first_tokens(&context, without_token_permissions).await?;
+    let first_tokens = batch::create_first_tokens(&context, preflight.without_token_permissions).await?;
     let result = run_stages(&context, plan).await;
     let (recorded, ()) = tokio::join!(batch::record_secret_times(&context, plan), batch::revoke_first_tokens(&context, first_tokens));
     result?;
@@ -110,7 +107,12 @@ async fn run_concurrently(context: &Arc<Context>, steps: Vec<Change>) -> Result<
             let started = Instant::now();
             let action = action_name(change.action).to_owned();
             context.reporter.report(Event::StepStarted { address: change.address.clone(), action: action.clone() });
-            let result = run_step(&context, &change).await;
+            let result = persist::run_as_step(run_step(&context, &change)).await;
+            // The step counts as done only once the state file holds what it recorded.
+            let result = match (result, context.persist().await) {
+                (Ok(remote_id), Ok(())) => Ok(remote_id),
+                (Err(error), _) | (Ok(_), Err(error)) => Err(error),
+            };
             match result {
                 Ok(remote_id) => {
                     context.count(change.action);
@@ -795,7 +797,8 @@ impl Context {
         after_str(change, "value_sha256")
     }
 
-    /// Records an object in state and writes the state file.
+    /// Records an object in state; within a step the write happens when the step ends (see
+    /// `persist`), elsewhere at once.
     fn record(&self, change: &Change, remote_id: &str, attributes: Attributes, intent: Option<Intent>) -> Result<(), EngineError> {
         let resource = Resource {
             address: change.address.clone(),
@@ -806,7 +809,10 @@ impl Context {
             attributes,
             intent,
         };
-        self.save(resource)
+        self.record_outcome(|state| {
+            state.upsert(resource);
+            true
+        })
     }
 
     /// Records that a create which is not idempotent is about to start, keeping what state knew.
@@ -830,7 +836,7 @@ impl Context {
     }
 
     fn forget(&self, address: &str) -> Result<(), EngineError> {
-        self.commit(|state| state.remove(address).is_some())
+        self.record_outcome(|state| state.remove(address).is_some())
     }
 
     fn count(&self, action: Action) {

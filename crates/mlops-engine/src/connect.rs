@@ -130,15 +130,27 @@ fn read_env(workspace: &str, variable: &str) -> Result<SecretString, EngineError
     }
 }
 
-/// Returns the client options, with the retry budget taken from `MLOPS_RETRY_BUDGET_SECONDS`
-/// when it is set (the default is five minutes).
+/// Returns the client options, with two settings from the environment when set:
+/// `MLOPS_RETRY_BUDGET_SECONDS` (default five minutes) and `MLOPS_MAX_CONCURRENT_REQUESTS` per
+/// workspace (default 4; 1 makes every workspace's requests sequential).
 fn client_options() -> Result<ClientOptions, EngineError> {
     let mut options = ClientOptions::default();
-    if let Ok(text) = env::var("MLOPS_RETRY_BUDGET_SECONDS") {
-        let seconds: u64 = text.trim().parse().map_err(|_| {
-            EngineError::Invalid(format!("invalid MLOPS_RETRY_BUDGET_SECONDS `{text}`: expected a whole number of seconds"))
-        })?;
+    if let Some(seconds) = env_number("MLOPS_RETRY_BUDGET_SECONDS", "a whole number of seconds")? {
         options.retry_budget = std::time::Duration::from_secs(seconds);
     }
+    if let Some(count) = env_number("MLOPS_MAX_CONCURRENT_REQUESTS", "a whole number of at least 1")? {
+        if count == 0 {
+            return Err(EngineError::Invalid("invalid MLOPS_MAX_CONCURRENT_REQUESTS `0`: expected a whole number of at least 1".to_owned()));
+        }
+        options.max_concurrent_requests = usize::try_from(count).unwrap_or(usize::MAX);
+    }
     Ok(options)
+}
+
+fn env_number(variable: &str, expected: &str) -> Result<Option<u64>, EngineError> {
+    let Ok(text) = env::var(variable) else { return Ok(None) };
+    text.trim()
+        .parse()
+        .map(Some)
+        .map_err(|_| EngineError::Invalid(format!("invalid {variable} `{text}`: expected {expected}")))
 }

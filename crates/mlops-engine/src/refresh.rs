@@ -1,7 +1,8 @@
 //! Reads the live state of every workspace.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use mlops_config::Config;
 use mlops_databricks::{AccessControl, ObjectPermissions, PermissionObject, Principal, WorkspaceClient};
@@ -62,6 +63,22 @@ pub async fn refresh(config: &Config, state: &State, workspaces: &Workspaces, re
     }
 }
 
+/// Workspace identities that this process verified, by workspace URL: the id and the time of the
+/// check.
+static VERIFIED_IDENTITIES: Mutex<BTreeMap<String, (String, Instant)>> = Mutex::new(BTreeMap::new());
+
+/// How long an identity that this process verified counts as verified for [`verified_recently`].
+const VERIFIED_IDENTITY_REUSE: Duration = Duration::from_secs(60);
+
+/// Tells whether this process verified, less than a minute ago, that the workspace behind
+/// `client` has `workspace_id`, so that apply right after a refresh need not ask again.
+pub fn verified_recently(client: &WorkspaceClient, workspace_id: &str) -> bool {
+    let verified = VERIFIED_IDENTITIES.lock().unwrap_or_else(PoisonError::into_inner);
+    verified
+        .get(client.base_url())
+        .is_some_and(|(id, at)| id == workspace_id && at.elapsed() < VERIFIED_IDENTITY_REUSE)
+}
+
 /// Reads the workspace identity and checks it against the configuration.
 ///
 /// # Errors
@@ -78,6 +95,8 @@ pub async fn verify_identity(config: &Config, name: &str, client: &WorkspaceClie
     {
         return Err(EngineError::WorkspaceMismatch { workspace: name.to_owned(), expected, actual });
     }
+    let mut verified = VERIFIED_IDENTITIES.lock().unwrap_or_else(PoisonError::into_inner);
+    verified.insert(client.base_url().to_owned(), (actual.clone(), Instant::now()));
     Ok(actual)
 }
 

@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 use super::{Context, FIRST_TOKEN_LIFETIME_SECONDS};
 use crate::connect::Workspaces;
 use crate::error::EngineError;
-use crate::refresh::verify_identity;
+use crate::refresh::{verified_recently, verify_identity};
 use crate::report::Event;
 
 /// Waits for every task and returns the results in the order the tasks were spawned, so that the
@@ -29,9 +29,63 @@ async fn join_in_order<T: 'static>(mut tasks: JoinSet<(usize, T)>) -> Vec<T> {
     results.into_iter().map(|(_, result)| result).collect()
 }
 
+/// What apply learns before its first write.
+pub(super) struct Preflight {
+    /// Verified workspace ids, by workspace name.
+    pub workspace_ids: BTreeMap<String, String>,
+    /// Workspaces that need a first token before their token permissions can be granted.
+    pub without_token_permissions: Vec<String>,
+}
+
+/// Checks every workspace's identity and finds the workspaces without token permissions, with
+/// one wave of requests.
+///
+/// When this process verified every identity less than a minute ago, the plan comes from its own
+/// refresh, so the identities and the plan's `needs_first_token` are taken as they are and no
+/// request is sent.
+pub(super) async fn preflight(config: &Config, plan: &Plan, workspaces: &Workspaces) -> Result<Preflight, EngineError> {
+    if let Some(workspace_ids) = recently_verified_ids(config, plan, workspaces) {
+        let granting = granting_workspaces(plan);
+        let without_token_permissions = plan
+            .workspaces
+            .iter()
+            .filter(|workspace| workspace.needs_first_token && granting.contains(workspace.name.as_str()))
+            .map(|workspace| workspace.name.clone())
+            .collect();
+        return Ok(Preflight { workspace_ids, without_token_permissions });
+    }
+
+    let (workspace_ids, without_token_permissions) =
+        tokio::join!(check_identities(config, plan, workspaces), workspaces_without_token_permissions(plan, workspaces));
+    Ok(Preflight { workspace_ids: workspace_ids?, without_token_permissions: without_token_permissions? })
+}
+
+/// Returns the ids the plan saw when each matches the configuration and this process verified
+/// it recently, or `None` when any workspace falls short.
+fn recently_verified_ids(config: &Config, plan: &Plan, workspaces: &Workspaces) -> Option<BTreeMap<String, String>> {
+    plan.workspaces
+        .iter()
+        .map(|workspace| {
+            let configured = config.workspace(&workspace.name).and_then(|configured| configured.workspace_id.as_deref());
+            let trusted = !workspace.workspace_id.is_empty()
+                && configured.is_none_or(|id| id == workspace.workspace_id)
+                && verified_recently(workspaces.client(&workspace.name), &workspace.workspace_id);
+            trusted.then(|| (workspace.name.clone(), workspace.workspace_id.clone()))
+        })
+        .collect()
+}
+
+/// Returns the workspaces where the plan creates token permission grants.
+fn granting_workspaces(plan: &Plan) -> BTreeSet<&str> {
+    plan.actionable()
+        .filter(|change| change.kind == Kind::TokenPermission && change.action == Action::Create)
+        .map(|change| change.workspace.as_str())
+        .collect()
+}
+
 /// Checks every workspace the plan writes to against its configured id and the id the plan saw,
 /// and returns the ids by workspace name.
-pub(super) async fn check_identities(config: &Config, plan: &Plan, workspaces: &Workspaces) -> Result<BTreeMap<String, String>, EngineError> {
+async fn check_identities(config: &Config, plan: &Plan, workspaces: &Workspaces) -> Result<BTreeMap<String, String>, EngineError> {
     let config = Arc::new(config.clone());
     let mut tasks = JoinSet::new();
     for (index, workspace) in plan.workspaces.iter().enumerate() {
@@ -53,12 +107,8 @@ pub(super) async fn check_identities(config: &Config, plan: &Plan, workspaces: &
 
 /// Returns the workspaces where the plan grants token permissions but the permissions object
 /// does not exist yet, because the workspace has no token at all.
-pub(super) async fn workspaces_without_token_permissions(plan: &Plan, workspaces: &Workspaces) -> Result<Vec<String>, EngineError> {
-    let granting: BTreeSet<&str> = plan
-        .actionable()
-        .filter(|change| change.kind == Kind::TokenPermission && change.action == Action::Create)
-        .map(|change| change.workspace.as_str())
-        .collect();
+async fn workspaces_without_token_permissions(plan: &Plan, workspaces: &Workspaces) -> Result<Vec<String>, EngineError> {
+    let granting = granting_workspaces(plan);
 
     let mut tasks = JoinSet::new();
     for (index, name) in granting.into_iter().enumerate() {
