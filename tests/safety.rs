@@ -131,3 +131,19 @@ fn emulator_rejects_oversized_workspace_id() {
     run.expect_code(1);
     assert!(run.stderr.contains("invalid --workspace"), "{}", run.stderr);
 }
+
+#[test]
+fn failed_first_plan_writes_no_state() {
+    let served = Served::start(&[], &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = served.write_config(dir.path(), "");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let text = std::fs::read_to_string(&config).unwrap().replace(&served.workspace("prod").host, &closed);
+    std::fs::write(&config, text).unwrap();
+
+    let run = served.run_with(dir.path(), &["plan"], &[("MLOPS_RETRY_BUDGET_SECONDS", "1")]);
+    run.expect_code(1);
+    assert!(!dir.path().join("state/mlops.state.json").exists(), "a failed first plan wrote a state file");
+}

@@ -135,14 +135,26 @@ impl Session {
         Ok(Session { config, store, workspaces, embedded, now, _lock: lock })
     }
 
-    /// Reads the state, minting and writing a new lineage when there is no state yet.
-    pub fn read_or_create_state(&self) -> anyhow::Result<State> {
-        if let Some(state) = self.store.read()? {
-            return Ok(state);
+    /// Reads the state, or mints a new lineage in memory when there is no state file yet; the
+    /// flag says whether the state is new and not written.
+    pub fn read_state(&self) -> anyhow::Result<(State, bool)> {
+        match self.store.read()? {
+            Some(state) => Ok((state, false)),
+            None => Ok((State::new(), true)),
         }
-        let mut state = State::new();
-        self.store.write(&mut state)?;
-        Ok(state)
+    }
+
+    /// Refreshes and plans. A new state is written only once the plan succeeded, so a failed
+    /// first run leaves no file behind; the plan then carries the written lineage and serial.
+    pub async fn plan_and_mint(&self, operation: Operation) -> anyhow::Result<(State, Plan)> {
+        let (mut state, fresh) = self.read_state()?;
+        let (_, mut plan) = self.plan(&state, operation).await?;
+        if fresh {
+            self.store.write(&mut state)?;
+            plan.lineage = state.lineage.clone();
+            plan.serial = state.serial;
+        }
+        Ok((state, plan))
     }
 
     /// Refreshes every workspace and makes a plan.

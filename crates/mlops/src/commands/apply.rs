@@ -14,28 +14,24 @@ use crate::session::{Session, reporter};
 
 pub async fn run(config_path: &Path, args: ApplyArgs) -> anyhow::Result<u8> {
     let session = Session::open(config_path, "apply").await?;
-    let plan = match &args.plan {
+    let (state, plan) = match &args.plan {
         Some(path) => {
             let plan = load_saved_plan(path)?;
-            check_saved_plan(&plan, path, &session)?;
-            plan
+            let state = check_saved_plan(&plan, path, &session)?;
+            (state, plan)
         }
-        None => {
-            let state = session.read_or_create_state()?;
-            session.plan(&state, Operation::Apply).await?.1
-        }
+        None => session.plan_and_mint(Operation::Apply).await?,
     };
-    execute(&session, plan, args.auto_approve || args.plan.is_some(), "apply").await
+    execute(&session, state, plan, args.auto_approve || args.plan.is_some(), "apply").await
 }
 
 pub async fn destroy(config_path: &Path, args: DestroyArgs) -> anyhow::Result<u8> {
     let session = Session::open(config_path, "destroy").await?;
-    let state = session.read_or_create_state()?;
-    let (_, plan) = session.plan(&state, Operation::Destroy).await?;
-    execute(&session, plan, args.auto_approve, "destroy").await
+    let (state, plan) = session.plan_and_mint(Operation::Destroy).await?;
+    execute(&session, state, plan, args.auto_approve, "destroy").await
 }
 
-async fn execute(session: &Session, plan: Plan, approved: bool, verb: &str) -> anyhow::Result<u8> {
+async fn execute(session: &Session, state: mlops_state::State, plan: Plan, approved: bool, verb: &str) -> anyhow::Result<u8> {
     if verb == "destroy" && !plan.has_changes() {
         super::print_stdout("Nothing to destroy: the state records no object.\n")?;
         return Ok(0);
@@ -48,7 +44,6 @@ async fn execute(session: &Session, plan: Plan, approved: bool, verb: &str) -> a
         confirm(verb)?;
     }
 
-    let state = session.store.read()?.unwrap_or_default();
     let options = ApplyOptions { now: session.now };
     let result = mlops_engine::apply(&session.config, &plan, &session.workspaces, &session.store, state, options, reporter()).await;
     let saved = session.save_emulator();
@@ -128,7 +123,7 @@ fn load_saved_plan(path: &Path) -> anyhow::Result<Plan> {
 /// Refuses a saved plan made against another state or configuration than the current ones.
 ///
 /// A missing state file is an error and is not created, so a rejected plan leaves no trace.
-fn check_saved_plan(plan: &Plan, path: &Path, session: &Session) -> anyhow::Result<()> {
+fn check_saved_plan(plan: &Plan, path: &Path, session: &Session) -> anyhow::Result<mlops_state::State> {
     let replan = "make a new plan with `mlops plan --out FILE`, review it, and apply that";
     let Some(state) = session.store.read()? else {
         return Err(hinted(
@@ -154,7 +149,7 @@ fn check_saved_plan(plan: &Plan, path: &Path, session: &Session) -> anyhow::Resu
             replan,
         ));
     }
-    if plan.serial != state.serial {
+    if plan.serial < state.serial {
         return Err(hinted(
             format!(
                 "the saved plan `{}` is stale: it was made at state serial {}, and the state is now at serial {} (applied since, or changed)",
@@ -163,6 +158,18 @@ fn check_saved_plan(plan: &Plan, path: &Path, session: &Session) -> anyhow::Resu
                 state.serial
             ),
             replan,
+        ));
+    }
+    if plan.serial > state.serial {
+        return Err(hinted(
+            format!(
+                "the saved plan `{}` was made at state serial {}, but the state `{}` is at serial {}: the state went back (restored from an older copy) or the plan was edited",
+                path.display(),
+                plan.serial,
+                session.store.path().display(),
+                state.serial
+            ),
+            format!("check which state file is current, then {replan}"),
         ));
     }
     if plan.config_sha256 != session.config.sha256 {
@@ -174,5 +181,5 @@ fn check_saved_plan(plan: &Plan, path: &Path, session: &Session) -> anyhow::Resu
     if plan.operation != Operation::Apply {
         return Err(hinted(format!("the saved plan `{}` is not an apply plan", path.display()), replan));
     }
-    Ok(())
+    Ok(state)
 }

@@ -10,7 +10,7 @@ use crate::session::Session;
 
 pub async fn run(config_path: &Path, format: Format) -> anyhow::Result<u8> {
     let session = Session::open(config_path, "drift").await?;
-    let state = session.read_or_create_state()?;
+    let (state, _) = session.read_state()?;
     let (_, plan) = session.plan(&state, Operation::Apply).await?;
 
     let findings: Vec<&mlops_plan::Change> =

@@ -10,8 +10,7 @@ use crate::session::Session;
 
 pub async fn run(config_path: &Path, args: PlanArgs) -> anyhow::Result<u8> {
     let session = Session::open(config_path, "plan").await?;
-    let state = session.read_or_create_state()?;
-    let (_, plan) = session.plan(&state, Operation::Apply).await?;
+    let (_, plan) = session.plan_and_mint(Operation::Apply).await?;
 
     super::print_stdout(&render_plan(&plan, args.format.format))?;
     if let Some(path) = &args.out {
