@@ -13,6 +13,7 @@ mod faults;
 mod fuzz;
 mod hostile;
 mod locking;
+mod requests;
 mod rotation;
 mod safety;
 mod saved_plan;

@@ -1,7 +1,7 @@
 //! Benchmark of `mlops plan` and `mlops apply` in round trips.
 //!
 //! Runs the release `mlops` binary as a child process against emulated workspaces served by this
-//! process, where every request takes a set latency (one round trip) and SCIM answers 429 above a
+//! process, where every request takes a set latency (one round trip) and SCIM returns 429 above a
 //! set number of requests in flight per workspace. Each scenario runs twice: with the requests
 //! `mlops` sends concurrently, and with the emulator serving one request at a time, which is the
 //! wall time of a client that sends one request at a time. The report gives wall time in round
@@ -46,7 +46,7 @@ struct Args {
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
     latency_ms: u64,
 
-    /// SCIM requests in flight per workspace above which the emulator answers 429.
+    /// SCIM requests in flight per workspace above which the emulator returns 429.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
     scim_limit: u64,
 
@@ -109,6 +109,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         Some(path) => path.canonicalize().with_context(|| format!("--mlops {} is not a file", path.display()))?,
         None => build_mlops()?,
     };
+    warm_up(&mlops)?;
     let latency = Duration::from_millis(args.latency_ms);
     let network = Network { latency, scim_limit: usize::try_from(args.scim_limit)? };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -120,6 +121,16 @@ fn run(args: Args) -> anyhow::Result<()> {
     };
 
     print_report(&args, &mlops, concurrent, sequential, latency);
+    Ok(())
+}
+
+/// Runs `mlops --version` once, so that the first measured run does not pay for loading the
+/// binary from disk.
+fn warm_up(mlops: &Path) -> anyhow::Result<()> {
+    let status = Command::new(mlops).arg("--version").output().with_context(|| format!("failed to run {}", mlops.display()))?.status;
+    if !status.success() {
+        bail!("`{} --version` failed with {status}", mlops.display());
+    }
     Ok(())
 }
 

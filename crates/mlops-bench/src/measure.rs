@@ -13,7 +13,7 @@ use anyhow::Context as _;
 /// Interval between two reads of the child's `VmHWM`.
 const MEMORY_POLL_INTERVAL: Duration = Duration::from_millis(2);
 
-/// What one run of a child process took.
+/// Exit status, output, wall time and peak memory of one run of a child process.
 pub struct Outcome {
     pub status: ExitStatus,
     /// From just before the spawn to the end of `wait`.

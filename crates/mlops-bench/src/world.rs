@@ -62,11 +62,11 @@ impl Topology {
 pub struct Network {
     /// Delay of every request, which stands for one round trip.
     pub latency: Duration,
-    /// SCIM requests in flight per workspace above which the emulator answers 429.
+    /// SCIM requests in flight per workspace above which the emulator returns 429.
     pub scim_limit: usize,
 }
 
-/// A running emulator with a working folder that holds `mlops.yaml` and the state.
+/// A running emulator with a working folder that contains `mlops.yaml` and the state.
 pub struct World {
     pub emulator: Emulator,
     dir: TempDir,
@@ -157,7 +157,7 @@ impl World {
     }
 }
 
-/// Returns the name of the environment variable that holds a workspace's admin token.
+/// Returns the name of the environment variable with a workspace's admin token.
 fn token_variable(workspace: &str) -> String {
     format!("{}_TOKEN", workspace.to_uppercase().replace('-', "_"))
 }

@@ -20,8 +20,9 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// Maximum number of SCIM requests in flight per workspace.
 ///
 /// NOTE: workspace SCIM endpoints are taken to throttle a workspace with more than 4 SCIM
-/// requests in flight (the emulator enforces this with `MLOPS_EMULATOR_SCIM_CONCURRENCY_LIMIT`);
-/// the published Databricks limits give only requests per second.
+/// requests in flight, and the emulator enforces that with
+/// `MLOPS_EMULATOR_SCIM_CONCURRENCY_LIMIT`. The published Databricks limits give only requests
+/// per second.
 pub(crate) const MAX_CONCURRENT_SCIM_REQUESTS: usize = 4;
 
 /// Path prefix of the workspace SCIM endpoints.

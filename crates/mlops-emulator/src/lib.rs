@@ -34,7 +34,7 @@
 //!
 //! Environment: `MLOPS_NOW` (RFC 3339) freezes the clock when the emulator is created,
 //! `MLOPS_EMULATOR_LATENCY_MS` delays every request by that many milliseconds, and
-//! `MLOPS_EMULATOR_SCIM_CONCURRENCY_LIMIT` answers 429 to a SCIM request while that many SCIM
+//! `MLOPS_EMULATOR_SCIM_CONCURRENCY_LIMIT` returns 429 to a SCIM request while that many SCIM
 //! requests of its workspace are already in flight (0, the default, sets no limit).
 
 mod access;

@@ -73,6 +73,7 @@ pub async fn apply(
     let preflight = batch::preflight(config, plan, workspaces).await?;
     let context = Arc::new(Context::new(config, plan, workspaces, store, state, preflight.workspace_ids, options, reporter));
 
+    context.reporter.report(Event::ApplyStarted { steps: plan.actionable().count() });
     let first_tokens = batch::create_first_tokens(&context, preflight.without_token_permissions).await?;
     let result = run_stages(&context, plan).await;
     let (recorded, ()) = tokio::join!(batch::record_secret_times(&context, plan), batch::revoke_first_tokens(&context, first_tokens));

@@ -100,11 +100,11 @@ pub async fn verify_identity(config: &Config, name: &str, client: &WorkspaceClie
     Ok(actual)
 }
 
-/// Reads one workspace in one wave of concurrent requests: the identity, the managed group and
-/// service principal (one SCIM filter each, which also matches the ids recorded in state), the
-/// token list, both permission objects, and the secrets and ACLs of every managed scope. A second
-/// wave follows only for secret values whose last update time changed and, in authoritative
-/// mode, for groups that hold token permissions and were not read yet.
+/// Reads one workspace in one wave of concurrent requests. The wave reads the identity, the
+/// managed group and service principal (one SCIM filter each, which also matches the ids recorded
+/// in state), the token list, both permission objects, and the secrets and ACLs of every managed
+/// scope. A second wave follows only for secret values whose last update time changed and, in
+/// authoritative mode, for groups with token permissions that were not read yet.
 async fn read_workspace(config: &Config, state: &State, name: &str, client: &WorkspaceClient) -> Result<LiveWorkspace, EngineError> {
     let wrap = |source| EngineError::refresh(name, source);
     let is_registry = config.links.iter().any(|link| link.registry == name);
@@ -163,8 +163,8 @@ fn scim_eq(attribute: &str, value: &str) -> String {
     format!("{attribute} eq \"{escaped}\"")
 }
 
-/// Reads the members of every group that holds token permissions, and of `admins`, so that a
-/// plan can count the tokens that authoritative mode would revoke. The groups that the first
+/// Reads the members of every group with token permissions, and of `admins`, so that a plan
+/// can count the tokens that authoritative mode would revoke. The groups that the first
 /// wave did not read are fetched with one SCIM filter. Groups of the first wave that are neither
 /// managed nor grantees are dropped, so the plan sees the same groups however they were read.
 async fn read_grantee_groups(config: &Config, state: &State, client: &WorkspaceClient, live: &mut LiveWorkspace) -> Result<(), mlops_databricks::Error> {
@@ -277,7 +277,7 @@ fn principal_name(entry: &AccessControl) -> String {
     }
 }
 
-/// What a refresh needs to know about one managed scope before reading it.
+/// Inputs of the read of one managed scope.
 struct ScopeRead {
     /// The scope name as the configuration spells it; the service compares names without case.
     name: String,

@@ -7,6 +7,8 @@ use std::time::Duration;
 pub enum Event {
     /// A workspace was read completely.
     Refreshed { workspace: String, requests: usize },
+    /// Apply is about to run this many steps.
+    ApplyStarted { steps: usize },
     /// An apply step started.
     StepStarted { address: String, action: String },
     /// An apply step ended.

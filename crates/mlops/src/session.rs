@@ -1,10 +1,10 @@
 //! The shared setup of most commands: the configuration, the state, connected clients and a fresh plan.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use jiff::Timestamp;
@@ -159,7 +159,7 @@ impl Session {
 
     /// Refreshes every workspace and makes a plan.
     pub async fn plan(&self, state: &State, operation: Operation) -> anyhow::Result<(Live, Plan)> {
-        let live = mlops_engine::refresh(&self.config, state, &self.workspaces, reporter()).await?;
+        let live = mlops_engine::refresh(&self.config, state, &self.workspaces, refresh_reporter(self.config.workspaces.len())).await?;
         let input = PlanInput { config: &self.config, state, live: &live, now: self.now, operation };
         let plan = mlops_plan::plan(&input)?;
         Ok((live, plan))
@@ -176,24 +176,182 @@ impl Session {
 
 /// Returns the reporter that prints apply progress on stderr.
 pub fn reporter() -> Arc<dyn Reporter> {
-    Arc::new(StderrReporter { terminal: std::io::stderr().is_terminal() })
+    Arc::new(StderrReporter::new(Phase::Apply, None))
 }
 
+/// Returns the reporter of a refresh of `workspaces` workspaces.
+fn refresh_reporter(workspaces: usize) -> Arc<dyn Reporter> {
+    Arc::new(StderrReporter::new(Phase::Refresh, Some(workspaces)))
+}
+
+/// Time after which a terminal shows the progress line, so that quick commands print nothing
+/// extra.
+const PROGRESS_DELAY: Duration = Duration::from_millis(500);
+
+/// Interval at which the progress line is redrawn while no event arrives.
+const PROGRESS_REDRAW_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Prints apply steps as plain lines on stderr. On an interactive terminal it also keeps a
+/// progress line at the bottom (workspaces read, or steps done, out of the total) once the
+/// command has run for [`PROGRESS_DELAY`]. On a pipe, a dumb terminal or in CI it prints plain
+/// lines only.
 struct StderrReporter {
-    terminal: bool,
+    progress: Arc<Mutex<Progress>>,
+}
+
+/// The part of a command that a reporter follows.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    Refresh,
+    Apply,
+}
+
+/// Counts and drawing state of the progress line.
+#[derive(Debug)]
+struct Progress {
+    phase: Phase,
+    done: usize,
+    total: Option<usize>,
+    started: Instant,
+    interactive: bool,
+    /// Whether the progress line is on the screen.
+    shown: bool,
+    finished: bool,
+}
+
+impl StderrReporter {
+    fn new(phase: Phase, total: Option<usize>) -> StderrReporter {
+        let progress = Progress::new(phase, total, interactive_stderr());
+        let interactive = progress.interactive;
+        let progress = Arc::new(Mutex::new(progress));
+        if interactive {
+            start_redraw_thread(Arc::downgrade(&progress));
+        }
+        StderrReporter { progress }
+    }
 }
 
 impl Reporter for StderrReporter {
     fn report(&self, event: Event) {
-        let _ = self.terminal;
-        match event {
-            Event::Refreshed { .. } => {}
-            Event::StepStarted { address, action } => eprintln!("{address}: {}...", progressive(&action)),
-            Event::StepFinished { address, action, elapsed, remote_id } => {
-                let id = remote_id.map(|id| format!(" [id={id}]")).unwrap_or_default();
-                eprintln!("{address}: {} complete after {:.1}s{id}", noun(&action), elapsed.as_secs_f64());
+        let mut progress = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
+        let output = progress.on_event(event, Instant::now());
+        write_stderr(&output);
+    }
+}
+
+impl Drop for StderrReporter {
+    fn drop(&mut self) {
+        let mut progress = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
+        let output = progress.finish();
+        write_stderr(&output);
+    }
+}
+
+/// Tells whether stderr is a terminal that can redraw a line: not a pipe, not `TERM=dumb`, and
+/// not a CI job (`CI` set to anything but `false` or `0`).
+fn interactive_stderr() -> bool {
+    let dumb = std::env::var_os("TERM").is_some_and(|term| term == "dumb");
+    let ci = std::env::var("CI").is_ok_and(|value| !value.is_empty() && value != "false" && value != "0");
+    std::io::stderr().is_terminal() && !dumb && !ci
+}
+
+fn write_stderr(text: &str) {
+    if text.is_empty() {
+        return;
+    }
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr.write_all(text.as_bytes());
+    let _ = stderr.flush();
+}
+
+/// Redraws the progress line while no event arrives, until the reporter is dropped.
+fn start_redraw_thread(progress: Weak<Mutex<Progress>>) {
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(PROGRESS_REDRAW_INTERVAL);
+            let Some(progress) = progress.upgrade() else { return };
+            let mut progress = progress.lock().unwrap_or_else(PoisonError::into_inner);
+            if progress.finished {
+                return;
             }
-            Event::Note { message } => eprintln!("{message}"),
+            let output = progress.redraw(Instant::now());
+            write_stderr(&output);
+        }
+    });
+}
+
+/// Erases the current terminal line and returns the cursor to its start.
+const ERASE_LINE: &str = "\r\x1b[2K";
+
+impl Progress {
+    fn new(phase: Phase, total: Option<usize>, interactive: bool) -> Progress {
+        Progress { phase, done: 0, total, started: Instant::now(), interactive, shown: false, finished: false }
+    }
+
+    /// Counts an event and returns what to print for it.
+    fn on_event(&mut self, event: Event, now: Instant) -> String {
+        let line = match event {
+            Event::Refreshed { .. } => {
+                self.done += 1;
+                None
+            }
+            Event::ApplyStarted { steps } => {
+                self.total = Some(steps);
+                None
+            }
+            Event::StepStarted { address, action } => Some(format!("{address}: {}...", progressive(&action))),
+            Event::StepFinished { address, action, elapsed, remote_id } => {
+                self.done += 1;
+                let id = remote_id.map(|id| format!(" [id={id}]")).unwrap_or_default();
+                Some(format!("{address}: {} complete after {:.1}s{id}", noun(&action), elapsed.as_secs_f64()))
+            }
+            Event::Note { message } => Some(message),
+        };
+
+        let mut output = String::new();
+        if let Some(line) = line {
+            if self.shown {
+                output.push_str(ERASE_LINE);
+                self.shown = false;
+            }
+            output.push_str(&line);
+            output.push('\n');
+        }
+        output.push_str(&self.redraw(now));
+        output
+    }
+
+    /// Returns the progress line to draw, or nothing when it is not due.
+    fn redraw(&mut self, now: Instant) -> String {
+        if !self.interactive || self.finished || now.duration_since(self.started) < PROGRESS_DELAY {
+            return String::new();
+        }
+        self.shown = true;
+        format!("{ERASE_LINE}{}", self.status(now))
+    }
+
+    fn status(&self, now: Instant) -> String {
+        let noun = match self.phase {
+            Phase::Refresh => "Reading workspaces",
+            Phase::Apply => "Applying",
+        };
+        let unit = match self.phase {
+            Phase::Refresh => "workspaces read",
+            Phase::Apply => "steps done",
+        };
+        let count = match self.total {
+            Some(total) => format!("{}/{total} {unit}", self.done),
+            None => format!("{} {unit}", self.done),
+        };
+        format!("{noun}: {count} ({:.0}s)", now.duration_since(self.started).as_secs_f64())
+    }
+
+    /// Stops drawing and returns what erases the progress line.
+    fn finish(&mut self) -> String {
+        self.finished = true;
+        match std::mem::take(&mut self.shown) {
+            true => ERASE_LINE.to_owned(),
+            false => String::new(),
         }
     }
 }
@@ -219,5 +377,70 @@ fn noun(action: &str) -> &'static str {
         "rotate" => "Rotation",
         "import" => "Import",
         _ => "Step",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step_finished(address: &str) -> Event {
+        Event::StepFinished { address: address.to_owned(), action: "create".to_owned(), elapsed: Duration::from_millis(100), remote_id: None }
+    }
+
+    #[test]
+    fn pipe_gets_plain_lines_only() {
+        let mut progress = Progress::new(Phase::Apply, None, false);
+        let later = progress.started + Duration::from_secs(5);
+        let mut output = progress.on_event(Event::ApplyStarted { steps: 2 }, later);
+        output.push_str(&progress.on_event(Event::StepStarted { address: "dev/group".to_owned(), action: "create".to_owned() }, later));
+        output.push_str(&progress.on_event(step_finished("dev/group"), later));
+        output.push_str(&progress.finish());
+        assert_eq!(output, "dev/group: Creating...\ndev/group: Creation complete after 0.1s\n");
+    }
+
+    #[test]
+    fn terminal_shows_steps_done_out_of_total() {
+        let mut progress = Progress::new(Phase::Apply, None, true);
+        let later = progress.started + Duration::from_secs(2);
+        progress.on_event(Event::ApplyStarted { steps: 30 }, later);
+        let output = progress.on_event(step_finished("dev/group"), later);
+        assert_eq!(output, "\r\x1b[2Kdev/group: Creation complete after 0.1s\n\r\x1b[2KApplying: 1/30 steps done (2s)");
+        assert_eq!(progress.finish(), ERASE_LINE);
+    }
+
+    #[test]
+    fn terminal_erases_progress_before_a_line() {
+        let mut progress = Progress::new(Phase::Apply, Some(3), true);
+        let later = progress.started + Duration::from_secs(1);
+        progress.on_event(step_finished("dev/group"), later);
+        let output = progress.on_event(Event::Note { message: "note".to_owned() }, later);
+        assert!(output.starts_with("\r\x1b[2Knote\n"), "{output:?}");
+        assert!(output.ends_with("Applying: 1/3 steps done (1s)"), "{output:?}");
+    }
+
+    #[test]
+    fn terminal_counts_workspaces_read() {
+        let mut progress = Progress::new(Phase::Refresh, Some(42), true);
+        let later = progress.started + Duration::from_secs(1);
+        let output = progress.on_event(Event::Refreshed { workspace: "dev".to_owned(), requests: 0 }, later);
+        assert_eq!(output, "\r\x1b[2KReading workspaces: 1/42 workspaces read (1s)");
+    }
+
+    #[test]
+    fn quick_command_draws_nothing() {
+        let mut progress = Progress::new(Phase::Refresh, Some(3), true);
+        let soon = progress.started + Duration::from_millis(100);
+        assert_eq!(progress.on_event(Event::Refreshed { workspace: "dev".to_owned(), requests: 0 }, soon), "");
+        assert_eq!(progress.finish(), "");
+    }
+
+    #[test]
+    fn finished_progress_stays_erased() {
+        let mut progress = Progress::new(Phase::Refresh, Some(3), true);
+        let later = progress.started + Duration::from_secs(1);
+        progress.redraw(later);
+        progress.finish();
+        assert_eq!(progress.redraw(later), "");
     }
 }

@@ -29,7 +29,7 @@ async fn join_in_order<T: 'static>(mut tasks: JoinSet<(usize, T)>) -> Vec<T> {
     results.into_iter().map(|(_, result)| result).collect()
 }
 
-/// What apply learns before its first write.
+/// Facts that apply gathers before its first write.
 pub(super) struct Preflight {
     /// Verified workspace ids, by workspace name.
     pub workspace_ids: BTreeMap<String, String>,

@@ -5,10 +5,10 @@
 //! up to its start, and a change that arrives while a write runs goes into the next write:
 //!
 //! - a step's own record (its outcome, or the removal of a deleted object) stays in memory until
-//!   the step's code returns; [`Context::persist`] then waits, without blocking a tokio worker
-//!   thread, for a write that holds it, and only then does the step count as done;
+//!   the step's code returns. [`Context::persist`] then waits for a write that contains it,
+//!   without blocking a tokio worker thread, and only then does the step count as done.
 //! - every other save, such as the intent written before a create that is not idempotent,
-//!   returns only once the state file holds it, as before.
+//!   returns only once the state file contains it, as before.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
@@ -44,7 +44,7 @@ pub(super) struct Journal {
 
 #[derive(Default)]
 struct Progress {
-    /// Changes that the state file holds.
+    /// Changes that the state file contains.
     written: u64,
     writing: bool,
 }
@@ -56,7 +56,7 @@ impl Journal {
 }
 
 impl Context {
-    /// Upserts resources into the state and returns once the state file holds them.
+    /// Upserts resources into the state and returns once the state file contains them.
     pub(super) fn save_all(&self, resources: Vec<Resource>) -> Result<(), EngineError> {
         let generation = self.change_state(|state| {
             for resource in resources {
@@ -71,7 +71,7 @@ impl Context {
     }
 
     /// Applies a step's own record to the state. Inside [`run_as_step`] the write is left to
-    /// [`Context::persist`]; elsewhere this returns once the state file holds the change.
+    /// [`Context::persist`], and elsewhere this returns once the state file contains the change.
     pub(super) fn record_outcome(&self, change: impl FnOnce(&mut State) -> bool) -> Result<(), EngineError> {
         let Some(generation) = self.change_state(change) else { return Ok(()) };
         match IN_STEP.try_with(|()| ()) {
@@ -80,8 +80,8 @@ impl Context {
         }
     }
 
-    /// Returns once the state file holds every change made so far, waiting for a running write
-    /// without blocking the tokio worker thread.
+    /// Returns once the state file contains every change made so far, waiting for a running
+    /// write without blocking the tokio worker thread.
     pub(super) async fn persist(&self) -> Result<(), EngineError> {
         let generation = self.journal.changes.load(Ordering::SeqCst);
         loop {
@@ -113,9 +113,9 @@ impl Context {
         change(&mut state).then(|| self.journal.changes.fetch_add(1, Ordering::SeqCst) + 1)
     }
 
-    /// Returns once the state file holds change `generation`: after a running write that
-    /// carries it, or else after a write of its own. Waiting blocks the thread, which is rare:
-    /// the steps' own records wait in [`Context::persist`] instead.
+    /// Returns once the state file contains change `generation`, after a running write that
+    /// carries it or else after a write of its own. Waiting blocks the thread. That is rare,
+    /// because the steps' own records wait in [`Context::persist`] instead.
     fn write_through(&self, generation: u64) -> Result<(), EngineError> {
         let mut progress = self.journal.progress();
         loop {
@@ -156,7 +156,7 @@ impl Context {
 }
 
 /// Runs blocking file work so that the tokio worker thread's other tasks move to another thread
-/// meanwhile; on a current-thread runtime, or outside tokio, it runs the work in place.
+/// meanwhile. On a current-thread runtime, or outside tokio, it runs the work in place.
 fn outside_runtime_workers<T>(work: impl FnOnce() -> T) -> T {
     match Handle::try_current() {
         Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(work),
