@@ -126,6 +126,11 @@ fn migration_from_module_imports_only() {
     let again = served.run(dir.path(), &["plan", "--detailed-exitcode"]);
     again.expect_code(0);
     served.run(dir.path(), &["verify"]).expect_code(0);
+
+    served.run(dir.path(), &["destroy", "--auto-approve"]).expect_code(0);
+    assert_eq!(reader_secrets(&served), before, "destroy removed secrets that mlops adopted");
+    let (_, principals) = admin(&served, "prod").get("/api/2.0/preview/scim/v2/ServicePrincipals");
+    assert!(principals.to_string().contains(SERVICE_PRINCIPAL), "destroy deleted the adopted service principal");
 }
 
 #[test]

@@ -244,3 +244,33 @@ fn drift_unreachable_workspace_exits_1() {
     assert!(run.stderr.contains("staging"), "{}", run.stderr);
     assert!(!run.stdout.contains("In sync"), "{}", run.stdout);
 }
+
+#[test]
+fn removed_scope_reader_is_not_drift() {
+    let served = Served::start(&[], &[]);
+    let dir = tempfile::tempdir().unwrap();
+    served.write_config(dir.path(), "names: { scope_readers: [users, admins] }\n");
+    served.run(dir.path(), &["apply", "--auto-approve"]).expect_code(0);
+
+    served.write_config(dir.path(), "");
+    let drift = served.run(dir.path(), &["drift"]);
+    drift.expect_code(0);
+    assert!(drift.stdout.contains("not applied yet"), "{}", drift.stdout);
+    served.run(dir.path(), &["apply", "--auto-approve"]).expect_code(0);
+    served.run(dir.path(), &["plan", "--detailed-exitcode"]).expect_code(0);
+}
+
+#[test]
+fn duplicate_service_principal_is_reported() {
+    let applied = Applied::new();
+    let (status, body) = applied.admin("staging").send("POST", "/api/2.0/preview/scim/v2/ServicePrincipals", &json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServicePrincipal"],
+        "displayName": "READ-only Model Registry Service Principal"
+    }));
+    assert_eq!(status, 201, "{body}");
+
+    let drift = applied.served.run(applied.dir.path(), &["drift"]);
+    drift.expect_code(2);
+    assert!(drift.stdout.contains(body["applicationId"].as_str().unwrap()), "{}", drift.stdout);
+    assert!(drift.stdout.contains("staging/service_principal"), "{}", drift.stdout);
+}

@@ -186,3 +186,17 @@ fn registry_without_read_permission_is_named() {
         assert!(line.contains("403"), "{line}");
     }
 }
+
+#[test]
+fn missing_reader_acl_is_named() {
+    let applied = Applied::start();
+    let body = json!({ "scope": "remote-mr-staging", "principal": "users" });
+    let (status, reply) = applied.admin("dev").send("POST", "/api/2.0/secrets/acls/delete", &body);
+    assert_eq!(status, 200, "{reply}");
+
+    let run = applied.verify();
+    run.expect_code(1);
+    let line = link_line(&run, "dev -> staging");
+    assert!(line.contains("`users` has no READ on scope `remote-mr-staging`"), "{line}");
+    assert!(run.stderr.contains("1 of 3 links are broken: dev -> staging"), "{}", run.stderr);
+}

@@ -338,6 +338,11 @@ async fn token(context: &Context, change: &Change) -> Result<String, EngineError
     {
         superseded.push(old.clone());
     }
+    for old in after_list(change, "superseded_token_ids") {
+        if !superseded.contains(&old) {
+            superseded.push(old);
+        }
+    }
 
     context.record_intent(change, "create", &comment)?;
     let request = look_first::TokenRequest {
@@ -597,6 +602,9 @@ async fn delete(context: &Context, change: &Change) -> Result<(), EngineError> {
     let text = |key: &str| before.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
     let remote_id = change.remote_id.clone().unwrap_or_default();
     let made_by_mlops = before.get("granted_by_mlops").and_then(Value::as_bool).unwrap_or(true);
+    if before.get("adopted").and_then(Value::as_bool) == Some(true) {
+        return context.forget(&change.address);
+    }
 
     match change.kind {
         Kind::Group => ignore_missing(client.delete_group(&remote_id).await)?,
@@ -800,7 +808,18 @@ impl Context {
 
     /// Records an object in state; within a step the write happens when the step ends (see
     /// `persist`), elsewhere at once.
-    fn record(&self, change: &Change, remote_id: &str, attributes: Attributes, intent: Option<Intent>) -> Result<(), EngineError> {
+    fn record(&self, change: &Change, remote_id: &str, mut attributes: Attributes, intent: Option<Intent>) -> Result<(), EngineError> {
+        let was_adopted = self
+            .recorded(&change.address)
+            .is_some_and(|resource| resource.attributes.get("adopted").and_then(Value::as_bool) == Some(true));
+        let adopted = match change.action {
+            Action::Import => true,
+            Action::Create | Action::Rotate | Action::Replace => false,
+            _ => was_adopted,
+        };
+        if adopted && change.kind != Kind::TokenPermission {
+            attributes.insert("adopted".to_owned(), json!(true));
+        }
         let resource = Resource {
             address: change.address.clone(),
             kind: change.kind.as_str().to_owned(),

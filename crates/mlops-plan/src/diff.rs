@@ -232,8 +232,11 @@ impl<'a> Builder<'a> {
         let kind = Kind::parse(&resource.kind).unwrap_or(Kind::Group);
         let mut reasons = vec![reason.to_owned()];
         let made_by_mlops = resource.attributes.get("granted_by_mlops").and_then(Value::as_bool).unwrap_or(true);
+        let adopted = resource.attributes.get("adopted").and_then(Value::as_bool).unwrap_or(false);
         if !made_by_mlops {
             reasons.push("granted outside mlops, so only its state entry is removed".to_owned());
+        } else if adopted {
+            reasons.push("adopted by mlops, not created by it, so only its state entry is removed".to_owned());
         }
         if kind == Kind::TokenPermission && made_by_mlops {
             reasons.push("principals of this grant lose their tokens at once".to_owned());
@@ -368,7 +371,7 @@ impl<'a> Builder<'a> {
             .collect()
     }
 
-    fn service_principal_change(&self, workspace: &str, live: &LiveWorkspace, facts: &mut RegistryFacts) -> Result<Change, PlanError> {
+    fn service_principal_change(&mut self, workspace: &str, live: &LiveWorkspace, facts: &mut RegistryFacts) -> Result<Change, PlanError> {
         let config = self.input.config;
         let display_name = &config.names.service_principal;
         let entitlements = &config.names.service_principal_entitlements;
@@ -447,6 +450,7 @@ impl<'a> Builder<'a> {
             change.reasons.extend(drift);
             return Ok(change);
         }
+        self.warn_duplicate_principals(workspace, live, principal, display_name);
         if drift.is_empty() {
             return Ok(change.no_op(&principal.id));
         }
@@ -483,6 +487,26 @@ impl<'a> Builder<'a> {
         change.before = Some(attributes([("display_name", json!(group.display_name)), ("members", json!(group.members))]));
         if let Some(after) = change.after.as_mut() {
             after.insert("remove_members".to_owned(), json!(unexpected));
+        }
+    }
+
+    /// Warns about other service principals that carry the managed display name, such as one
+    /// left by a create whose answer was lost; mlops does not delete them, since it cannot tell
+    /// who made them.
+    fn warn_duplicate_principals(&mut self, workspace: &str, live: &LiveWorkspace, managed: &crate::live::LiveServicePrincipal, display_name: &str) {
+        let others: Vec<String> = live
+            .service_principals
+            .iter()
+            .filter(|principal| principal.id != managed.id && principal.display_name == display_name)
+            .map(|principal| format!("{} (application id {})", principal.id, principal.application_id))
+            .collect();
+        if !others.is_empty() {
+            self.warnings.push(format!(
+                "{workspace}/service_principal: besides the managed service principal {}, workspace `{workspace}` has {} more named `{display_name}`: {}; delete them if nobody uses them",
+                managed.id,
+                others.len(),
+                others.join(", ")
+            ));
         }
     }
 
@@ -619,6 +643,10 @@ impl<'a> Builder<'a> {
             [token] => *token,
             _ => {
                 change.reasons.push(format!("{} tokens could be the current one, so a new token replaces them all", candidates.len()));
+                let ids: Vec<&str> = candidates.iter().map(|token| token.token_id.as_str()).collect();
+                if let Some(after) = change.after.as_mut() {
+                    after.insert("superseded_token_ids".to_owned(), json!(ids));
+                }
                 return change.create(false);
             }
         };
@@ -778,10 +806,11 @@ impl<'a> Builder<'a> {
             .and_then(|value| serde_json::from_value(value).ok())
             .unwrap_or_default();
         let _ = live;
+        let recorded = |principal: &str| self.recorded(&keyed(reader, Kind::SecretAcl, &format!("{}/{principal}", resource.remote_id))).is_some();
         scope
             .acls
             .iter()
-            .filter(|acl| !expected.contains(&acl.principal) && !baseline.contains(&acl.principal))
+            .filter(|acl| !expected.contains(&acl.principal) && !baseline.contains(&acl.principal) && !recorded(&acl.principal))
             .cloned()
             .collect()
     }

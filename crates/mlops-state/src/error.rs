@@ -62,7 +62,7 @@ pub enum StateError {
     Invalid { path: PathBuf, problem: Problem },
 
     /// Another process held the lock for the whole timeout.
-    #[error("timed out after {timeout:?} waiting for the lock on `{}`: {}", state_path.display(), describe_holder(holder.as_deref(), *status))]
+    #[error("the state `{}` is locked, and waiting {timeout:?} for it (--lock-timeout) did not free it: {}", state_path.display(), describe_holder(holder.as_deref(), *status))]
     LockTimeout {
         state_path: PathBuf,
         lock_path: PathBuf,

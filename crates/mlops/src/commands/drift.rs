@@ -18,11 +18,11 @@ pub async fn run(config_path: &Path, format: Format) -> anyhow::Result<u8> {
     let pending = plan.actionable().filter(|change| !change.drift && change.action != Action::Rotate && !follows_rotation(change)).count();
     let text = match format {
         Format::Json => json_report(&plan, &findings, pending),
-        Format::Markdown => markdown_report(&findings, pending),
+        Format::Markdown => markdown_report(&plan, &findings, pending),
         Format::Text => text_report(&plan, &findings, pending),
     };
     super::print_stdout(&text)?;
-    Ok(if findings.is_empty() { 0 } else { 2 })
+    Ok(if findings.is_empty() && plan.warnings.is_empty() { 0 } else { 2 })
 }
 
 /// Returns whether a change only carries out a rotation or finishes an interrupted one.
@@ -32,8 +32,10 @@ fn follows_rotation(change: &mlops_plan::Change) -> bool {
 
 fn text_report(plan: &Plan, findings: &[&mlops_plan::Change], pending: usize) -> String {
     let mut out = String::new();
-    if findings.is_empty() {
+    if findings.is_empty() && plan.warnings.is_empty() {
         out.push_str("In sync: no object changed outside mlops and no token is due for rotation.\n");
+    } else if findings.is_empty() {
+        out.push_str("No drift, but the warnings below need attention.\n");
     } else {
         out.push_str(&format!("Drift: {} finding(s).\n\n", findings.len()));
         for change in findings {
@@ -51,10 +53,12 @@ fn text_report(plan: &Plan, findings: &[&mlops_plan::Change], pending: usize) ->
     out
 }
 
-fn markdown_report(findings: &[&mlops_plan::Change], pending: usize) -> String {
+fn markdown_report(plan: &Plan, findings: &[&mlops_plan::Change], pending: usize) -> String {
     let mut out = String::from("### mlops drift\n\n");
-    if findings.is_empty() {
+    if findings.is_empty() && plan.warnings.is_empty() {
         out.push_str("In sync: no object changed outside mlops and no token is due for rotation.\n");
+    } else if findings.is_empty() {
+        out.push_str("No drift, but the warnings below need attention.\n");
     } else {
         out.push_str("| object | action | reason |\n|---|---|---|\n");
         for change in findings {
@@ -63,6 +67,9 @@ fn markdown_report(findings: &[&mlops_plan::Change], pending: usize) -> String {
     }
     if pending > 0 {
         out.push_str(&format!("\n{pending} change(s) from the configuration are not applied yet.\n"));
+    }
+    for warning in &plan.warnings {
+        out.push_str(&format!("\n- Warning: {warning}\n"));
     }
     out
 }
@@ -92,7 +99,7 @@ fn json_report(plan: &Plan, findings: &[&mlops_plan::Change], pending: usize) ->
         .collect();
     let report = json!({
         "format_version": 1,
-        "in_sync": findings.is_empty(),
+        "in_sync": findings.is_empty() && plan.warnings.is_empty(),
         "drift": items,
         "rotation_due": findings.iter().filter(|change| change.action == Action::Rotate).count(),
         "pending_config_changes": pending,

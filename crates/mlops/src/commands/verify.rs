@@ -52,6 +52,7 @@ async fn check_link(session: &Session, state: &State, link: &Link) -> Result<(),
     let registry_client = session.workspaces.client(&link.registry);
     let registry = session.config.workspace(&link.registry).ok_or("the registry workspace is not configured")?;
 
+    check_readers(&session.config, reader, link).await?;
     let host = read_secret(reader, link, "host").await?;
     check_host(link, registry, host.expose_secret())?;
 
@@ -68,6 +69,21 @@ async fn check_link(session: &Session, state: &State, link: &Link) -> Result<(),
         .search_registered_models(None)
         .await
         .map_err(|error| format!("the stored token cannot search the registry: {}", describe_error(&error)))?;
+    Ok(())
+}
+
+/// Checks that every configured scope reader may read the link's scope, as MLflow running as
+/// that reader needs.
+async fn check_readers(config: &mlops_config::Config, reader: &WorkspaceClient, link: &Link) -> Result<(), String> {
+    let acls = reader
+        .list_acls(&link.scope)
+        .await
+        .map_err(|error| format!("cannot list the ACLs of scope `{}`: {error}", link.scope))?;
+    for principal in &config.names.scope_readers {
+        if !acls.iter().any(|acl| &acl.principal == principal) {
+            return Err(format!("`{principal}` has no READ on scope `{}`, so its notebooks and jobs cannot read the registry", link.scope));
+        }
+    }
     Ok(())
 }
 
