@@ -40,12 +40,26 @@ impl EngineError {
             EngineError::Credentials { hint, .. } => Some(hint.clone()),
             EngineError::Step { source, .. } => source.hint(),
             EngineError::State(error) => error.hint(),
-            EngineError::Refresh { .. } => Some("check the host and the credentials of that workspace, then run the command again".to_owned()),
+            EngineError::Refresh { source, .. } => Some(refresh_hint(source).to_owned()),
             EngineError::MissingWorkspaceId { workspace } => Some(format!(
                 "check that the host of workspace `{workspace}` is the workspace URL itself, not a proxy or another service"
             )),
             _ => None,
         }
+    }
+}
+
+/// Returns the fix for a failed read, by what failed.
+fn refresh_hint(source: &mlops_databricks::Error) -> &'static str {
+    match source {
+        error if error.is_auth() => "check the credentials of that workspace, then run the command again",
+        mlops_databricks::Error::Transport { .. } | mlops_databricks::Error::Timeout { .. } => {
+            "check that the host of that workspace is right and reachable, then run the command again"
+        }
+        error if matches!(error.status(), Some(429 | 500 | 502 | 503 | 504)) => {
+            "the workspace kept throttling or failing until the retry budget ran out: run the command again later, or raise MLOPS_RETRY_BUDGET_SECONDS (default 300)"
+        }
+        _ => "check the host and the credentials of that workspace, then run the command again",
     }
 }
 
