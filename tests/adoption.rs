@@ -134,7 +134,7 @@ fn migration_from_module_imports_only() {
 }
 
 #[test]
-fn two_service_principals_with_one_name_stop_the_plan() {
+fn ambiguous_service_principal_stops_plan() {
     let served = Served::start(&[], &[]);
     let api = admin(&served, "prod");
     let first = create_service_principal(&api, SERVICE_PRINCIPAL);
@@ -188,12 +188,12 @@ fn authoritative_mode_refuses_unlisted_revocation() {
     assert!(plan.stdout.contains("prod/token_permission/analysts"), "{}", plan.stdout);
     assert!(plan.stdout.contains("revokes 1 live token(s)"), "{}", plan.stdout);
 
-    let refused = served.run(dir.path(), &["apply", "--auto-approve"]);
-    refused.expect_code(1);
-    assert!(refused.stderr.contains("allow_revoke"), "{}", refused.stderr);
+    let rejected = served.run(dir.path(), &["apply", "--auto-approve"]);
+    rejected.expect_code(1);
+    assert!(rejected.stderr.contains("allow_revoke"), "{}", rejected.stderr);
     let grants = ok(api.get("/api/2.0/permissions/authorization/tokens")).to_string();
-    assert!(grants.contains("analysts"), "the refused apply changed token permissions: {grants}");
-    assert!(!grants.contains("mlops-service-principals"), "the refused apply wrote: {grants}");
+    assert!(grants.contains("analysts"), "the rejected apply changed token permissions: {grants}");
+    assert!(!grants.contains("mlops-service-principals"), "the rejected apply wrote: {grants}");
 
     authoritative("token_usage: { mode: authoritative, allow_revoke: [analysts] }\n");
     served.run(dir.path(), &["apply", "--auto-approve"]).expect_code(0);

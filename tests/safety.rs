@@ -25,7 +25,8 @@ fn wrong_workspace_id_fails_before_any_write() {
     for args in [&["plan"][..], &["apply", "--auto-approve"]] {
         let run = served.run(dir.path(), args);
         run.expect_code(1);
-        assert!(run.stderr.contains("987654321") && run.stderr.contains("111111111"), "{}", run.stderr);
+        assert!(run.stderr.contains("987654321"), "{}", run.stderr);
+        assert!(run.stderr.contains("111111111"), "{}", run.stderr);
     }
     let prod = served.workspace("prod");
     let (_, groups) = Api::new(&prod.host, &prod.token).get("/api/2.0/preview/scim/v2/Groups?filter=displayName%20eq%20%22mlops-service-principals%22");

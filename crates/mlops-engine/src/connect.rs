@@ -9,7 +9,7 @@ use secrecy::SecretString;
 
 use crate::error::EngineError;
 
-/// Where to reach a workspace and how to authenticate, when it is not the configured host.
+/// The address and credentials of a workspace, when they are not the configured host and auth.
 pub struct Endpoint {
     pub base_url: String,
     pub credentials: Credentials,

@@ -491,7 +491,7 @@ impl<'a> Builder<'a> {
     }
 
     /// Warns about other service principals that carry the managed display name, such as one
-    /// left by a create whose answer was lost; mlops does not delete them, since it cannot tell
+    /// left by a create whose response was lost; mlops does not delete them, since it cannot tell
     /// who made them.
     fn warn_duplicate_principals(&mut self, workspace: &str, live: &LiveWorkspace, managed: &crate::live::LiveServicePrincipal, display_name: &str) {
         let others: Vec<String> = live
@@ -909,7 +909,7 @@ impl<'a> Builder<'a> {
 
 /// Counts the live tokens whose owners lose `CAN_USE` when `principal` loses its grant: members
 /// of the group (everyone for `users`), less those that keep a grant through `admins` or a
-/// declared group. Every principal is a member of `users`, so nobody loses access while `users`
+/// declared group. Every principal is a member of `users`, so no principal loses access while `users`
 /// keeps its grant.
 fn revoked_token_count(live: &LiveWorkspace, principal: &str, kept: &[String]) -> usize {
     if kept.iter().any(|group| group == "group:users") {

@@ -1,4 +1,4 @@
-//! What a refresh read from the workspaces, in a form free of HTTP details.
+//! The live state that a refresh read from the workspaces, in a form free of HTTP details.
 
 use std::collections::BTreeMap;
 

@@ -13,7 +13,7 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Attributes of an object, as shown in a plan and kept in state. Never a secret value.
 pub type Attributes = BTreeMap<String, Value>;
 
-/// What a plan was made for.
+/// The purpose of a plan: to apply the configuration or to destroy what mlops made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Operation {
@@ -53,7 +53,7 @@ pub struct PlanWorkspace {
     pub needs_first_token: bool,
 }
 
-/// What apply does to one object.
+/// The action apply takes on one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
@@ -111,7 +111,7 @@ pub struct Change {
     pub reasons: Vec<String>,
     /// Whether the change repairs something changed outside mlops.
     pub drift: bool,
-    /// The id the API knows the object by, when it exists.
+    /// The object's id in the API, when it exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote_id: Option<String>,
     /// Attributes before the change; secret values appear only as fingerprints.

@@ -136,7 +136,7 @@ impl Session {
     }
 
     /// Reads the state, or mints a new lineage in memory when there is no state file yet; the
-    /// flag says whether the state is new and not written.
+    /// flag is `true` when the state is new and not written.
     pub fn read_state(&self) -> anyhow::Result<(State, bool)> {
         match self.store.read()? {
             Some(state) => Ok((state, false)),
@@ -145,7 +145,7 @@ impl Session {
     }
 
     /// Refreshes and plans. A new state is written only once the plan succeeded, so a failed
-    /// first run leaves no file behind; the plan then carries the written lineage and serial.
+    /// first run leaves no file behind. The plan then carries the written lineage and serial.
     pub async fn plan_and_mint(&self, operation: Operation) -> anyhow::Result<(State, Plan)> {
         let (mut state, fresh) = self.read_state()?;
         let (_, mut plan) = self.plan(&state, operation).await?;
