@@ -192,6 +192,13 @@ impl ApiCall {
         self.retry = RetryMode::Create;
         self
     }
+
+    /// Marks the call as creating an object that a repeat would duplicate, so that it is
+    /// not sent again after a 503 either.
+    pub(crate) fn duplicable_create(mut self) -> Self {
+        self.retry = RetryMode::DuplicableCreate;
+        self
+    }
 }
 
 /// Returns the HTTP client that every workspace client of the process shares.

@@ -14,10 +14,15 @@ const REQUEST_LIMIT_EXCEEDED: &[u8] = b"REQUEST_LIMIT_EXCEEDED";
 pub(crate) enum RetryMode {
     /// Repeating the request is harmless, so every transient failure is retried.
     Idempotent,
-    /// The request creates an object. It is retried only on responses that show the
-    /// server did not carry it out (429, 503, throttling 500), never after a transport
-    /// error or timeout.
+    /// The request creates an object whose name is unique, so a repeat that the server
+    /// already carried out fails with `already exists`. It is retried on responses that
+    /// show the server did not carry it out (429, 503, throttling 500), never after a
+    /// transport error or timeout.
     Create,
+    /// The request creates an object that the server would create twice (a service
+    /// principal, a token). Only 429 and a throttling 500 are retried: after a 503 the
+    /// caller looks for the object before it sends the create again.
+    DuplicableCreate,
 }
 
 /// Tells whether a response status (and body) is worth another attempt.

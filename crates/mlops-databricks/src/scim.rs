@@ -248,7 +248,7 @@ impl WorkspaceClient {
                 &["preview", "scim", "v2", "ServicePrincipals"],
             )
             .json(&body)
-            .create();
+            .duplicable_create();
         self.send_json(call).await
     }
 

@@ -98,7 +98,7 @@ impl WorkspaceClient {
                 &["token-management", "on-behalf-of", "tokens"],
             )
             .json(&body)
-            .create();
+            .duplicable_create();
         let created: CreatedTokenBody = self.send_json(call).await?;
         Ok(created.into())
     }
@@ -136,7 +136,7 @@ impl WorkspaceClient {
         let call = self
             .call(Method::POST, &["token", "create"])
             .json(&body)
-            .create();
+            .duplicable_create();
         let created: CreatedTokenBody = self.send_json(call).await?;
         Ok(created.into())
     }

@@ -151,8 +151,12 @@ impl Transport {
 
         match outcome {
             Ok(response) => {
-                let retryable =
-                    is_retryable_status(response.status, &response.body, request.gateway_retries);
+                // A 503 does not prove that the server left a create undone, so the caller
+                // looks for the object before it sends the create again.
+                let unproven_create = request.retry == RetryMode::DuplicableCreate
+                    && response.status == StatusCode::SERVICE_UNAVAILABLE;
+                let retryable = !unproven_create
+                    && is_retryable_status(response.status, &response.body, request.gateway_retries);
                 retryable.then(|| {
                     retry_after(&response.headers, SystemTime::now()).unwrap_or_else(backoff_delay)
                 })
@@ -160,7 +164,7 @@ impl Transport {
             Err(Error::Transport { .. } | Error::Timeout { .. }) => match request.retry {
                 RetryMode::Idempotent => Some(backoff_delay()),
                 // The server may have carried out the create before the failure.
-                RetryMode::Create => None,
+                RetryMode::Create | RetryMode::DuplicableCreate => None,
             },
             Err(_) => None,
         }

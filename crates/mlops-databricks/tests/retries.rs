@@ -134,6 +134,19 @@ async fn create_is_retried_after_503() {
 }
 
 #[tokio::test]
+async fn token_create_is_not_retried_after_503() {
+    let (base, requests) = serve_failing_then_ok("/api/2.0/token-management/on-behalf-of/tokens", 1, || {
+        json_response(503, r#"{"error_code":"TEMPORARILY_UNAVAILABLE","message":"try later"}"#)
+    })
+    .await;
+
+    let error = client(&base).create_obo_token("app", Some(60), "c").await.unwrap_err();
+
+    assert_eq!(error.status(), Some(503));
+    assert_eq!(requests.get(), 1);
+}
+
+#[tokio::test]
 async fn throttling_500_is_retried() {
     let (base, requests) = serve_failing_then_ok(SCOPES_LIST, 1, || {
         json_response(
