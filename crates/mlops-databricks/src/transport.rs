@@ -171,15 +171,18 @@ impl Transport {
     }
 
     /// Tells whether to resend a request with a fresh OAuth token, which is done once
-    /// after a 401 because the cached token may have been revoked early.
+    /// after a 401 (or a 403 for an invalid token) because the cached token may have been
+    /// revoked early.
     fn should_refresh_token(
         &self,
         request: &HttpRequest,
         outcome: &Result<RawResponse, Error>,
         token_refreshed: bool,
     ) -> bool {
-        let is_unauthorized =
-            matches!(outcome, Ok(response) if response.status == StatusCode::UNAUTHORIZED);
+        // Some workspaces answer an expired or revoked token with 403 "Invalid access token."
+        // rather than 401.
+        let is_unauthorized = matches!(outcome, Ok(response) if response.status == StatusCode::UNAUTHORIZED
+            || (response.status == StatusCode::FORBIDDEN && contains_text(&response.body, b"Invalid access token")));
         let uses_oauth = matches!(self.auth, WorkspaceAuth::OAuth(_));
         is_unauthorized
             && uses_oauth
@@ -397,4 +400,9 @@ mod tests {
         let url = Url::parse("https://h/api/2.0/x").unwrap();
         assert_eq!(log_target(&url), "/api/2.0/x");
     }
+}
+
+/// Tells whether `needle` occurs in `haystack`.
+fn contains_text(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|window| window == needle)
 }

@@ -21,8 +21,10 @@ const SCOPES_LIST: &str = "/api/2.0/secrets/scopes/list";
 struct TokenEndpoint {
     /// `expires_in` value of every token response.
     expires_in: Value,
-    /// Access token that the API rejects with 401.
+    /// Access token that the API rejects with `revoked_status`.
     revoked: Option<&'static str>,
+    /// Status of the rejection: 401, or 403 as some workspaces send.
+    revoked_status: u16,
     /// Token endpoint URL to advertise instead of the mock's own.
     advertised_endpoint: Option<&'static str>,
 }
@@ -32,6 +34,7 @@ impl Default for TokenEndpoint {
         Self {
             expires_in: json!("3600"),
             revoked: None,
+            revoked_status: 401,
             advertised_endpoint: None,
         }
     }
@@ -51,6 +54,7 @@ async fn serve_oauth_workspace(endpoint: TokenEndpoint) -> (String, Observed) {
     let advertised = endpoint.advertised_endpoint;
     let expires_in = endpoint.expires_in.clone();
     let revoked = endpoint.revoked;
+    let revoked_status = endpoint.revoked_status;
 
     let router = Router::new()
         .route(
@@ -94,8 +98,8 @@ async fn serve_oauth_workspace(endpoint: TokenEndpoint) -> (String, Observed) {
                 api.api_tokens.lock().unwrap().push(bearer.clone());
                 if revoked.is_some_and(|token| bearer == format!("Bearer {token}")) {
                     return json_response(
-                        401,
-                        r#"{"error_code":"UNAUTHENTICATED","message":"Token expired"}"#,
+                        revoked_status,
+                        r#"{"error_code":403,"message":"Invalid access token."}"#,
                     );
                 }
                 json_response(200, "{}")
@@ -209,6 +213,20 @@ async fn rejected_token_is_refreshed_once() {
         *observed.api_tokens.lock().unwrap(),
         ["Bearer access-1", "Bearer access-2"]
     );
+}
+
+#[tokio::test]
+async fn token_rejected_with_403_is_refreshed_once() {
+    let endpoint = TokenEndpoint {
+        revoked: Some("access-1"),
+        revoked_status: 403,
+        ..TokenEndpoint::default()
+    };
+    let (base, observed) = serve_oauth_workspace(endpoint).await;
+
+    oauth_client(&base).list_scopes().await.unwrap();
+
+    assert_eq!(observed.token_requests.get(), 2);
 }
 
 #[tokio::test]
