@@ -45,11 +45,17 @@ fn require_admin(state: &AppState, caller: &Caller) -> ApiResult<()> {
 }
 
 /// Body of `POST /_emulator/clock`.
+/// Reads a field that is present, keeping `null` apart from a missing field (which `default`
+/// turns into `None`).
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(deserializer).map(Some)
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ClockRequest {
     /// Frozen instant in RFC 3339; `null` lets the clock follow system time again.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     now: Option<Option<String>>,
     /// Seconds to move the frozen clock forward.
     #[serde(default)]

@@ -455,6 +455,18 @@ async fn expired_token_rejected_after_clock_moves() {
 }
 
 #[tokio::test]
+async fn clock_null_follows_system_time() {
+    let running = start().await;
+    let admin = running.admin("dev");
+    let frozen = admin.post("/_emulator/clock", json!({ "now": "2026-05-01T12:00:00Z" })).await;
+    assert_eq!(frozen.body["frozen"], true);
+
+    let released = admin.post("/_emulator/clock", json!({ "now": null })).await;
+    assert_eq!(released.status, 200);
+    assert_eq!(released.body["frozen"], false);
+}
+
+#[tokio::test]
 async fn mlops_now_freezes_clock() {
     if run_in_child(
         "tokens::mlops_now_freezes_clock",
