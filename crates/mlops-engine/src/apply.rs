@@ -16,7 +16,7 @@ use mlops_config::{Config, TokenUsageMode};
 use mlops_databricks::{AccessControlRequest, AclPermission, PermissionObject, Principal, WorkspaceClient};
 use mlops_plan::address::{Kind, single};
 use mlops_plan::diff::token_comment;
-use mlops_plan::plan::Attributes;
+use mlops_plan::plan::{Attributes, string_list};
 use mlops_plan::{Action, Change, Plan, fingerprint};
 use mlops_state::{Intent, Resource, State, StateStore};
 use secrecy::{ExposeSecret, SecretString};
@@ -411,12 +411,7 @@ async fn revoke_superseded(context: &Context, change: &Change) -> Result<String,
     let value = read_copy(context, &change.workspace, &change.address, &wanted).await?;
     verify_token(context, &change.workspace, value).await?;
 
-    let superseded: Vec<String> = resource
-        .attributes
-        .get("superseded_token_ids")
-        .cloned()
-        .and_then(|value| serde_json::from_value(value).ok())
-        .unwrap_or_default();
+    let superseded: Vec<String> = string_list(&resource.attributes, "superseded_token_ids");
     for token_id in &superseded {
         context.client(&change.workspace).delete_token(token_id).await?;
     }
@@ -455,12 +450,7 @@ async fn finish_rotations(context: &Arc<Context>) -> Result<(), EngineError> {
     for (workspace, value) in minted {
         let address = single(&workspace, Kind::Token);
         let Some(resource) = context.recorded(&address) else { continue };
-        let superseded: Vec<String> = resource
-            .attributes
-            .get("superseded_token_ids")
-            .cloned()
-            .and_then(|value| serde_json::from_value(value).ok())
-            .unwrap_or_default();
+        let superseded: Vec<String> = string_list(&resource.attributes, "superseded_token_ids");
         if superseded.is_empty() {
             continue;
         }

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::address::{Kind, keyed, single};
 use crate::desired::{Detail, SecretValue, desired, scope_reader_principals};
 use crate::live::{Live, LiveWorkspace, group_principal, service_principal_principal};
-use crate::plan::{Action, Attributes, Change, FORMAT_VERSION, Operation, Plan, PlanWorkspace, Summary};
+use crate::plan::{Action, Attributes, Change, FORMAT_VERSION, Operation, Plan, PlanWorkspace, Summary, string_list};
 
 mod consistency;
 mod recovery;
@@ -612,12 +612,7 @@ impl<'a> Builder<'a> {
             return change;
         }
         facts.token_sha256 = recorded_string(resource, "value_sha256");
-        let superseded: Vec<String> = resource
-            .attributes
-            .get("superseded_token_ids")
-            .cloned()
-            .and_then(|value| serde_json::from_value(value).ok())
-            .unwrap_or_default();
+        let superseded: Vec<String> = string_list(&resource.attributes, "superseded_token_ids");
         if !superseded.is_empty() {
             change.remote_id = Some(token.token_id.clone());
             change.action = Action::Update;
@@ -799,12 +794,7 @@ impl<'a> Builder<'a> {
         let config = self.input.config;
         let mut expected = scope_reader_principals(config, reader);
         expected.push(config.names.group.clone());
-        let baseline: Vec<String> = resource
-            .attributes
-            .get("baseline_principals")
-            .cloned()
-            .and_then(|value| serde_json::from_value(value).ok())
-            .unwrap_or_default();
+        let baseline: Vec<String> = string_list(&resource.attributes, "baseline_principals");
         let _ = live;
         let recorded = |principal: &str| self.recorded(&keyed(reader, Kind::SecretAcl, &format!("{}/{principal}", resource.remote_id))).is_some();
         scope

@@ -13,6 +13,12 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Attributes of an object, as shown in a plan and kept in state. Never a secret value.
 pub type Attributes = BTreeMap<String, Value>;
 
+/// Returns an attribute that holds a list of strings, or an empty list when it is missing or of
+/// another type.
+pub fn string_list(attributes: &Attributes, key: &str) -> Vec<String> {
+    attributes.get(key).cloned().and_then(|value| serde_json::from_value(value).ok()).unwrap_or_default()
+}
+
 /// The purpose of a plan: to apply the configuration or to destroy what mlops made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
