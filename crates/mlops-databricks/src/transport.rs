@@ -375,6 +375,11 @@ fn retry_reason(outcome: &Result<RawResponse, Error>) -> String {
     }
 }
 
+/// Tells whether `needle` occurs in `haystack`.
+fn contains_text(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|window| window == needle)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,9 +405,4 @@ mod tests {
         let url = Url::parse("https://h/api/2.0/x").unwrap();
         assert_eq!(log_target(&url), "/api/2.0/x");
     }
-}
-
-/// Tells whether `needle` occurs in `haystack`.
-fn contains_text(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|window| window == needle)
 }

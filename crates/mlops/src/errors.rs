@@ -33,18 +33,6 @@ pub fn mask_tokens(text: &str) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::mask_tokens;
-
-    #[test]
-    fn mask_tokens_hides_token_shapes() {
-        let token = format!("dapi{}", "0123456789abcdef".repeat(2));
-        assert_eq!(mask_tokens(&format!("bad value `{token}` here")), "bad value `dapi****` here");
-        assert_eq!(mask_tokens("dapi12 is short"), "dapi12 is short");
-        assert_eq!(mask_tokens("no token"), "no token");
-    }
-}
 
 fn hint(error: &anyhow::Error) -> Option<String> {
     error.chain().find_map(|cause| {
@@ -62,4 +50,17 @@ fn hint(error: &anyhow::Error) -> Option<String> {
         }
         cause.downcast_ref::<crate::commands::Hinted>().map(|hinted| hinted.hint.clone())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_tokens;
+
+    #[test]
+    fn mask_tokens_hides_token_shapes() {
+        let token = format!("dapi{}", "0123456789abcdef".repeat(2));
+        assert_eq!(mask_tokens(&format!("bad value `{token}` here")), "bad value `dapi****` here");
+        assert_eq!(mask_tokens("dapi12 is short"), "dapi12 is short");
+        assert_eq!(mask_tokens("no token"), "no token");
+    }
 }
