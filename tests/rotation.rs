@@ -105,6 +105,13 @@ fn tokens_expire_after_101_days_without_rotation() {
         let line = drift.stdout.lines().find(|line| line.contains(address)).unwrap_or_else(|| panic!("{address} missing:\n{}", drift.stdout));
         assert!(line.contains("expired on 2027-04-11"), "{line}");
     }
+
+    served.run_with(dir.path(), &["apply", "--auto-approve"], &[("MLOPS_NOW", DAY_101)]).expect_code(0);
+    served.run_with(dir.path(), &["drift"], &[("MLOPS_NOW", DAY_101)]).expect_code(0);
+    for (reader, scope, key, registry) in TOKEN_SECRETS {
+        let stored = token_secret(&served, reader, scope, key);
+        assert_eq!(searches(&served, registry, &stored), 200, "the replaced token of {registry} cannot search");
+    }
 }
 
 #[test]
