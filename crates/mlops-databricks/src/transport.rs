@@ -179,7 +179,7 @@ impl Transport {
         outcome: &Result<RawResponse, Error>,
         token_refreshed: bool,
     ) -> bool {
-        // Some workspaces answer an expired or revoked token with 403 "Invalid access token."
+        // Some workspaces reject an expired or revoked token with 403 "Invalid access token."
         // rather than 401.
         let is_unauthorized = matches!(outcome, Ok(response) if response.status == StatusCode::UNAUTHORIZED
             || (response.status == StatusCode::FORBIDDEN && contains_text(&response.body, b"Invalid access token")));

@@ -491,8 +491,8 @@ impl<'a> Builder<'a> {
     }
 
     /// Warns about other service principals that carry the managed display name, such as one
-    /// left by a create whose response was lost; mlops does not delete them, since it cannot tell
-    /// who made them.
+    /// left by a create whose response was lost. mlops does not delete them, because it cannot
+    /// tell who made them.
     fn warn_duplicate_principals(&mut self, workspace: &str, live: &LiveWorkspace, managed: &crate::live::LiveServicePrincipal, display_name: &str) {
         let others: Vec<String> = live
             .service_principals

@@ -13,7 +13,7 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Attributes of an object, as shown in a plan and kept in state. Never a secret value.
 pub type Attributes = BTreeMap<String, Value>;
 
-/// Returns an attribute that holds a list of strings, or an empty list when it is missing or of
+/// Returns an attribute that contains a list of strings, or an empty list when it is missing or of
 /// another type.
 pub fn string_list(attributes: &Attributes, key: &str) -> Vec<String> {
     attributes.get(key).cloned().and_then(|value| serde_json::from_value(value).ok()).unwrap_or_default()

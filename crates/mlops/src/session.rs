@@ -135,7 +135,7 @@ impl Session {
         Ok(Session { config, store, workspaces, embedded, now, _lock: lock })
     }
 
-    /// Reads the state, or mints a new lineage in memory when there is no state file yet; the
+    /// Reads the state, or mints a new lineage in memory when there is no state file yet. The
     /// flag is `true` when the state is new and not written.
     pub fn read_state(&self) -> anyhow::Result<(State, bool)> {
         match self.store.read()? {
